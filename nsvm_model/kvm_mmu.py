@@ -1,0 +1,112 @@
+"""KVM's MMU-side actions that nested SVM and nested VMX both call.
+
+nested_svm_load_cr3() and nested_vmx_load_cr3() share their shape: check
+the CR3, load or mark the PAE PDPTRs, set vcpu->arch.cr3, re-initialize
+the MMU from the *current* CR0/CR4/EFER and guest mode, then install the
+new root unless nested TDP shadows L1's own tables.  The helpers below are
+those shared pieces; each ISA's step decides the arguments.
+
+The MMU is modelled by what a reviewer reasons about: which MMU is active
+(root_mmu or guest_mmu), the paging mode its CPU role describes, whether
+its role carries the guest-mode bit, and which guest table is its root.
+"""
+
+from __future__ import annotations
+
+from . import x86
+
+MMU_READS = ("vcpu.arch.cr0", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.guest_mode",
+             "vcpu.arch.mmu")
+ROLE_WRITES = ("vcpu.arch.root_mmu.cpu_role", "vcpu.arch.root_mmu.root_role.guest_mode",
+               "vcpu.arch.guest_mmu.cpu_role.gva", "vcpu.arch.walk_mmu.cpu_role")
+
+PDPTR_WRITES = ("vcpu.arch.pdptrs", "vcpu.arch.pdptrs_status")
+
+
+def mmu_state(tdp: bool, cpu_role: str, cr3: int) -> dict:
+    """The MMU fields of a vCPU running L1 (root_mmu only)."""
+    return {
+        "vcpu.arch.mmu": "root_mmu",
+        "vcpu.arch.root_mmu.root_role.direct": tdp,
+        "vcpu.arch.root_mmu.cpu_role": cpu_role,
+        "vcpu.arch.root_mmu.root_role.guest_mode": 0,
+        "vcpu.arch.root_mmu.pgd": cr3,
+        "vcpu.arch.walk_mmu.cpu_role": cpu_role,
+        "vcpu.arch.guest_mmu.cpu_role": "-",
+        "vcpu.arch.guest_mmu.cpu_role.gva": "-",
+        "vcpu.arch.guest_mmu.root_role.guest_mode": 0,
+        "vcpu.arch.guest_mmu.pgd": 0,
+        "vcpu.arch.pdptrs": (),
+        "vcpu.arch.pdptrs_status": "-",
+    }
+
+
+def current_paging_mode(ctx) -> str:
+    return x86.paging_mode(ctx.get("vcpu.arch.cr0"), ctx.get("vcpu.arch.cr4"),
+                           ctx.get("vcpu.arch.efer"))
+
+
+def uses_pae_paging(ctx) -> bool:
+    """is_pae_paging(), on whatever CR0/CR4/EFER the vCPU holds right now."""
+    return x86.is_pae_paging(ctx.get("vcpu.arch.cr0"), ctx.get("vcpu.arch.cr4"),
+                             ctx.get("vcpu.arch.efer"))
+
+
+def load_pdptrs(ctx, cr3: int, maxphyaddr: int) -> bool:
+    """load_pdptrs(): read the four PDPTEs; any present one with a reserved bit fails."""
+    base = x86.pdpt_base(cr3)
+    entries = []
+    for i in range(4):
+        pdpte = ctx.read_guest(base + 8 * i)
+        if pdpte is None:
+            ctx.note(f"PDPTE{i} at {base + 8 * i:#x} has no memory behind it")
+            return False
+        if pdpte & x86.PT_PRESENT_MASK and pdpte & x86.pdptr_rsvd_bits(maxphyaddr):
+            ctx.note(f"PDPTE{i} = {pdpte:#x} is present with reserved bits "
+                     f"{pdpte & x86.pdptr_rsvd_bits(maxphyaddr):#x}")
+            return False
+        entries.append(pdpte)
+    ctx.set("vcpu.arch.pdptrs", tuple(entries))
+    ctx.set("vcpu.arch.pdptrs_status", "loaded")
+    ctx.note(f"PDPTEs loaded from {base:#x}: " + ", ".join(f"{e:#x}" for e in entries))
+    return True
+
+
+def mark_pdptrs_for_reload(ctx) -> None:
+    """kvm_register_mark_for_reload(VCPU_REG_PDPTR): read them lazily, later."""
+    ctx.set("vcpu.arch.pdptrs_status", "marked for reload")
+    ctx.note("PDPTRs only marked for reload: they are L2 GPAs, read through L1's tables later")
+
+
+def kvm_init_mmu(ctx) -> None:
+    """kvm_init_mmu(): recompute roles from the current CR0/CR4/EFER and guest mode.
+
+    With guest_mmu active (nested TDP) only the walker for L2 GVAs changes;
+    root_mmu is left alone.  Otherwise root_mmu's role is recomputed.
+    """
+    mode = current_paging_mode(ctx)
+    guest_mode = int(ctx.get("vcpu.guest_mode"))
+    if ctx.get("vcpu.arch.mmu") == "guest_mmu":
+        ctx.set("vcpu.arch.guest_mmu.cpu_role.gva", mode)
+        ctx.note(f"guest_mmu active: L2 GVA walker set to {mode} paging; root_mmu untouched")
+    else:
+        ctx.set("vcpu.arch.root_mmu.cpu_role", mode)
+        ctx.set("vcpu.arch.root_mmu.root_role.guest_mode", guest_mode)
+        ctx.note(f"root_mmu role: {mode} paging, guest_mode={guest_mode}")
+    ctx.set("vcpu.arch.walk_mmu.cpu_role", mode)
+
+
+def kvm_mmu_new_pgd(ctx, cr3: int) -> None:
+    """kvm_mmu_new_pgd(): root_mmu now walks (shadow paging) or tracks cr3."""
+    ctx.set("vcpu.arch.root_mmu.pgd", cr3)
+    ctx.note(f"root_mmu root switched to the tables at {cr3:#x}")
+
+
+def init_shadow_tdp_mmu(ctx, cpu_role: str, root: int, guest_mode: bool) -> None:
+    """kvm_init_shadow_npt_mmu()/kvm_init_shadow_ept_mmu(): guest_mmu shadows L1's tables."""
+    ctx.set("vcpu.arch.mmu", "guest_mmu")
+    ctx.set("vcpu.arch.guest_mmu.cpu_role", cpu_role)
+    ctx.set("vcpu.arch.guest_mmu.root_role.guest_mode", int(guest_mode))
+    ctx.set("vcpu.arch.guest_mmu.pgd", root)
+    if not guest_mode:
+        ctx.note("WARN: the nested TDP MMU role is built without the guest-mode bit")

@@ -1,0 +1,18 @@
+"""nSVM: the model of KVM's nested VMRUN and #VMEXIT on AMD SVM."""
+
+from ..engine.machine import Machine
+from . import flows, invariants, scenarios, state, steps
+
+MACHINE = Machine(
+    isa="svm",
+    fields=scenarios.FIELDS,
+    constants=scenarios.CONSTANTS,
+    steps=steps.STEPS,
+    flows=flows.FLOWS,
+    initial_state=state.initial_state,
+    derive=state.derive,
+    aliases={"svm->vmcb": "svm.current_vmcb"},
+    classify=state.classify,
+    invariants=invariants.INVARIANTS,
+    presets=scenarios.PRESETS,
+)

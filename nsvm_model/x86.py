@@ -1,0 +1,218 @@
+"""Architectural x86 facts shared by the SVM and VMX flows.
+
+Bit positions come from the AMD APM vol. 2 and the Intel SDM vol. 3; the
+validity rules mirror KVM helpers at the pinned commit (named in each
+docstring).  Nothing here knows about VMCBs or VMCSs.
+"""
+
+from __future__ import annotations
+
+# --- EFER (APM vol. 2, "Extended Feature Enable Register") -----------------
+EFER_SCE = 1 << 0
+EFER_LME = 1 << 8
+EFER_LMA = 1 << 10
+EFER_NX = 1 << 11
+EFER_SVME = 1 << 12
+EFER_LMSLE = 1 << 13
+EFER_FFXSR = 1 << 14
+EFER_AUTOIBRS = 1 << 21
+
+# --- CR0 -------------------------------------------------------------------
+X86_CR0_PE = 1 << 0
+X86_CR0_MP = 1 << 1
+X86_CR0_EM = 1 << 2
+X86_CR0_TS = 1 << 3
+X86_CR0_ET = 1 << 4
+X86_CR0_NE = 1 << 5
+X86_CR0_WP = 1 << 16
+X86_CR0_AM = 1 << 18
+X86_CR0_NW = 1 << 29
+X86_CR0_CD = 1 << 30
+X86_CR0_PG = 1 << 31
+
+# --- CR4 -------------------------------------------------------------------
+X86_CR4_VME = 1 << 0
+X86_CR4_PVI = 1 << 1
+X86_CR4_TSD = 1 << 2
+X86_CR4_DE = 1 << 3
+X86_CR4_PSE = 1 << 4
+X86_CR4_PAE = 1 << 5
+X86_CR4_MCE = 1 << 6
+X86_CR4_PGE = 1 << 7
+X86_CR4_PCE = 1 << 8
+X86_CR4_OSFXSR = 1 << 9
+X86_CR4_OSXMMEXCPT = 1 << 10
+X86_CR4_UMIP = 1 << 11
+X86_CR4_LA57 = 1 << 12
+X86_CR4_VMXE = 1 << 13
+X86_CR4_SMXE = 1 << 14
+X86_CR4_FSGSBASE = 1 << 16
+X86_CR4_PCIDE = 1 << 17
+X86_CR4_OSXSAVE = 1 << 18
+X86_CR4_SMEP = 1 << 20
+X86_CR4_SMAP = 1 << 21
+X86_CR4_PKE = 1 << 22
+X86_CR4_CET = 1 << 23
+X86_CR4_LAM_SUP = 1 << 28
+X86_CR4_FRED = 1 << 32
+
+# --- RFLAGS ----------------------------------------------------------------
+X86_EFLAGS_FIXED = 1 << 1
+X86_EFLAGS_TF = 1 << 8
+X86_EFLAGS_IF = 1 << 9
+X86_EFLAGS_VM = 1 << 17
+
+# --- debug registers ---------------------------------------------------------
+DR6_ACTIVE_LOW = 0xFFFF0FF0
+DR7_FIXED_1 = 0x00000400
+
+# --- exception vectors -------------------------------------------------------
+DE_VECTOR, DB_VECTOR, NMI_VECTOR, BP_VECTOR, OF_VECTOR, BR_VECTOR = 0, 1, 2, 3, 4, 5
+UD_VECTOR, NM_VECTOR, DF_VECTOR, TS_VECTOR, NP_VECTOR = 6, 7, 8, 10, 11
+SS_VECTOR, GP_VECTOR, PF_VECTOR, MF_VECTOR, AC_VECTOR = 12, 13, 14, 16, 17
+MC_VECTOR, XM_VECTOR, VE_VECTOR, CP_VECTOR, HV_VECTOR = 18, 19, 20, 21, 28
+VC_VECTOR, SX_VECTOR = 29, 30
+
+PAGE_SIZE = 0x1000
+PAGE_MASK = ~(PAGE_SIZE - 1) & ((1 << 64) - 1)
+PT_PRESENT_MASK = 1 << 0
+
+# Bits of CR4 KVM knows at all (arch/x86/include/asm/kvm_host.h,
+# CR4_RESERVED_BITS is the complement).  SMXE and PKS are not in it.
+_CR4_KNOWN = (X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | X86_CR4_PSE
+              | X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE | X86_CR4_PCE
+              | X86_CR4_OSFXSR | X86_CR4_PCIDE | X86_CR4_OSXSAVE | X86_CR4_SMEP
+              | X86_CR4_FSGSBASE | X86_CR4_OSXMMEXCPT | X86_CR4_LA57
+              | X86_CR4_VMXE | X86_CR4_SMAP | X86_CR4_PKE | X86_CR4_UMIP
+              | X86_CR4_LAM_SUP | X86_CR4_CET | X86_CR4_FRED)
+
+# CR4 bits that are reserved unless the guest's CPUID has the feature
+# (__cr4_calc_reserved_bits in arch/x86/kvm/x86.h).
+_CR4_FEATURE_BITS = {
+    X86_CR4_OSXSAVE: ("XSAVE",),
+    X86_CR4_SMEP: ("SMEP",),
+    X86_CR4_SMAP: ("SMAP",),
+    X86_CR4_FSGSBASE: ("FSGSBASE",),
+    X86_CR4_PKE: ("PKU",),
+    X86_CR4_LA57: ("LA57",),
+    X86_CR4_UMIP: ("UMIP",),
+    X86_CR4_VMXE: ("VMX",),
+    X86_CR4_PCIDE: ("PCID",),
+    X86_CR4_CET: ("SHSTK", "IBT"),
+    X86_CR4_LAM_SUP: ("LAM",),
+    X86_CR4_FRED: ("FRED",),
+}
+
+# EFER bits KVM accepts at all on an SVM host (efer_reserved_bits after
+# kvm_enable_efer_bits() in svm_hardware_setup), each gated by a CPUID
+# feature in __kvm_valid_efer().
+_EFER_FEATURE_BITS = {
+    EFER_SCE: (),
+    EFER_LME: ("LM",),
+    EFER_LMA: ("LM",),
+    EFER_NX: ("NX",),
+    EFER_SVME: ("SVM",),
+    EFER_FFXSR: ("FXSR_OPT",),
+    EFER_AUTOIBRS: ("AUTOIBRS",),
+}
+
+MASK64 = (1 << 64) - 1
+
+
+def rsvd_bits(lo: int, hi: int) -> int:
+    """Mask of bits lo..hi inclusive (KVM's rsvd_bits())."""
+    if hi < lo:
+        return 0
+    return ((1 << (hi - lo + 1)) - 1) << lo
+
+
+def is_legal_gpa(gpa: int, maxphyaddr: int) -> bool:
+    """kvm_vcpu_is_legal_gpa(): no bit at or above the guest MAXPHYADDR."""
+    return not (gpa & rsvd_bits(maxphyaddr, 63))
+
+
+def is_legal_cr3(cr3: int, maxphyaddr: int, features: frozenset = frozenset()) -> bool:
+    """kvm_vcpu_is_legal_cr3(): a legal GPA once the LAM bits are dropped."""
+    if "LAM" in features:
+        cr3 &= ~((1 << 61) | (1 << 62))
+    return is_legal_gpa(cr3, maxphyaddr)
+
+
+def page_address_valid(gpa: int, maxphyaddr: int) -> bool:
+    """page_address_valid(): page aligned and a legal GPA."""
+    return not (gpa & (PAGE_SIZE - 1)) and is_legal_gpa(gpa, maxphyaddr)
+
+
+def dr6_valid(dr6: int) -> bool:
+    """kvm_dr6_valid(): bits 63:32 clear."""
+    return not (dr6 >> 32)
+
+
+def dr7_valid(dr7: int) -> bool:
+    """kvm_dr7_valid(): bits 63:32 clear."""
+    return not (dr7 >> 32)
+
+
+def pat_valid(pat: int) -> bool:
+    """kvm_pat_valid(): every byte is a defined type (0, 1, 4, 5, 6 or 7)."""
+    if pat & 0xF8F8F8F8F8F8F8F8:
+        return False
+    # Types 2 and 3 have bit 1 set and bit 2 clear.
+    return (pat | ((pat & 0x0202020202020202) << 1)) == pat
+
+
+def cr4_reserved_bits(features: frozenset) -> int:
+    """The guest's CR4 reserved bits (vcpu->arch.cr4_guest_rsvd_bits)."""
+    reserved = MASK64 & ~_CR4_KNOWN
+    for bit, needs in _CR4_FEATURE_BITS.items():
+        if not any(f in features for f in needs):
+            reserved |= bit
+    return reserved
+
+
+def cr4_valid(cr4: int, features: frozenset) -> bool:
+    """__kvm_is_valid_cr4()."""
+    return not (cr4 & cr4_reserved_bits(features))
+
+
+def efer_valid(efer: int, features: frozenset) -> bool:
+    """kvm_valid_efer(): no reserved bit, and each set bit's feature present."""
+    allowed = 0
+    for bit, needs in _EFER_FEATURE_BITS.items():
+        if all(f in features for f in needs):
+            allowed |= bit
+    return not (efer & ~allowed & MASK64)
+
+
+def is_paging(cr0: int) -> bool:
+    return bool(cr0 & X86_CR0_PG)
+
+
+def is_long_mode(efer: int) -> bool:
+    return bool(efer & EFER_LMA)
+
+
+def is_pae_paging(cr0: int, cr4: int, efer: int) -> bool:
+    """is_pae_paging(): paging on, CR4.PAE on, not in long mode."""
+    return is_paging(cr0) and bool(cr4 & X86_CR4_PAE) and not is_long_mode(efer)
+
+
+def paging_mode(cr0: int, cr4: int, efer: int) -> str:
+    """The paging mode a CPU role describes (kvm_calc_cpu_role's level)."""
+    if not is_paging(cr0):
+        return "nonpaging"
+    if is_long_mode(efer):
+        return "5-level" if cr4 & X86_CR4_LA57 else "4-level"
+    if cr4 & X86_CR4_PAE:
+        return "pae"
+    return "32-bit"
+
+
+def pdptr_rsvd_bits(maxphyaddr: int) -> int:
+    """pdptr_rsvd_bits(): bits above MAXPHYADDR, 8:5 and 2:1 of a PAE PDPTE."""
+    return rsvd_bits(maxphyaddr, 63) | rsvd_bits(5, 8) | rsvd_bits(1, 2)
+
+
+def pdpt_base(cr3: int) -> int:
+    """In PAE paging CR3[31:5] locates the 32-byte aligned PDPT."""
+    return cr3 & 0xFFFFFFE0
