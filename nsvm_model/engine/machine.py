@@ -47,6 +47,7 @@ class Machine:
     flows: Dict[str, Flow]
     initial_state: Callable[[object], dict]
     derive: Callable[[dict], dict]
+    derive_inputs: frozenset             # derived values change only when one of these does
     aliases: Dict[str, str]
     classify: Callable[[str, Mapping], Tuple[str, object]]
     invariants: Tuple[Invariant, ...] = ()
@@ -75,7 +76,7 @@ class Machine:
 
     def _record(self, scenario, flow, initial, state, pos, prefix) -> Trace:
         steps, end = run_flow(flow, self.steps, state, scenario.memory, self.aliases,
-                              self.derive, pos, prefix)
+                              self.derive, self.derive_inputs, pos, prefix)
         final = steps[-1].state if steps else initial
         outcome, failure = self.classify(end, final)
         return Trace(self.isa, flow.name, scenario, initial, steps, outcome, failure, self)

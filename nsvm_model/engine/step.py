@@ -35,6 +35,14 @@ class Step:
     manual: str = ""             # APM / SDM section title
     title: str = ""              # what the step does, in a few words
 
+    def __post_init__(self):
+        # Split the declarations once, so checking an access is a set lookup.
+        for kind, decl in (("read", self.reads + self.writes), ("write", self.writes)):
+            plain = [d for d in decl if "->" not in d]
+            object.__setattr__(self, f"_{kind}_exact", frozenset(d for d in plain if not d.endswith(".*")))
+            object.__setattr__(self, f"_{kind}_prefixes", tuple(d[:-1] for d in plain if d.endswith(".*")))
+            object.__setattr__(self, f"_{kind}_indirect", tuple(d for d in decl if "->" in d))
+
     @property
     def source(self) -> str:
         return source_url(self.file, self.function)
@@ -66,6 +74,8 @@ class Ctx:
     # -- path resolution ------------------------------------------------
     def resolve(self, path: str) -> str:
         """Turn 'svm->vmcb.save.cr0' into 'vmcb02.save.cr0' (the current VMCB)."""
+        if "->" not in path:
+            return path
         head, dot, rest = path.partition(".")
         target = self._aliases.get(head)
         if target is None:
@@ -77,30 +87,34 @@ class Ctx:
             return self.writes[path]
         return self._state[path]
 
-    def _declared(self, path: str, declared: tuple) -> bool:
-        if _matches(path, declared):
+    def _declared(self, path: str, kind: str) -> bool:
+        step = self._step
+        if path in getattr(step, f"_{kind}_exact"):
             return True
-        # a concrete path is covered by an alias declaration that resolves to it
-        for d in declared:
-            head = d.partition(".")[0]
-            if head in self._aliases:
-                r = self.resolve(d)
-                if r == path or (r.endswith(".*") and path.startswith(r[:-1])):
-                    return True
+        if any(path.startswith(p) for p in getattr(step, f"_{kind}_prefixes")):
+            return True
+        # a concrete path is covered by an indirect declaration that resolves to it
+        for d in getattr(step, f"_{kind}_indirect"):
+            r = self.resolve(d)
+            if r == path or (r.endswith(".*") and path.startswith(r[:-1])):
+                return True
         return False
 
     # -- access -----------------------------------------------------------
     def get(self, path: str) -> Any:
-        path = self.resolve(path)
-        if not self._declared(path, self._step.reads) and not self._declared(path, self._step.writes):
-            raise UndeclaredAccess(f"{self._step.id} reads {path} without declaring it")
+        if path not in self._step._read_exact:          # the common case is a plain, exact path
+            path = self.resolve(path)
+            if not self._declared(path, "read"):
+                raise UndeclaredAccess(f"{self._step.id} reads {path} without declaring it")
         self.reads.append(path)
-        return self._lookup(path)
+        writes = self.writes
+        return writes[path] if path in writes else self._state[path]
 
     def set(self, path: str, value: Any) -> None:
-        path = self.resolve(path)
-        if not self._declared(path, self._step.writes):
-            raise UndeclaredAccess(f"{self._step.id} writes {path} without declaring it")
+        if path not in self._step._write_exact:
+            path = self.resolve(path)
+            if not self._declared(path, "write"):
+                raise UndeclaredAccess(f"{self._step.id} writes {path} without declaring it")
         if path not in self._state:
             raise UndeclaredAccess(f"{self._step.id} writes {path}, which the state does not have")
         self.writes[path] = value

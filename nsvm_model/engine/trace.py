@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from .step import Ctx, Step
 
@@ -30,6 +30,31 @@ class Flow:
     source: str = ""                           # commit or thread the variant comes from
     exposes: str = ""                          # a preset scenario that shows its difference
 
+    def moved(self, step_id: str, *, before: str = None, after: str = None,
+              name: str = None) -> "Flow":
+        """A copy with step_id (or "call:SEQ") taken out and put before/after another entry.
+
+        Both entries may sit in different sequences (e.g. hoist a step out of
+        a callee into its caller), as a proposed patch would move the code.
+        """
+        if (before is None) == (after is None):
+            raise ValueError("moved: give exactly one of before= or after=")
+        anchor = before or after
+        seqs = {k: list(v) for k, v in self.sequences.items()}
+        where = [(k, i) for k, v in seqs.items() for i, e in enumerate(v) if e == step_id]
+        if not where:
+            raise ValueError(f"moved: {step_id!r} is not in flow {self.name!r}")
+        for k, i in reversed(where):
+            del seqs[k][i]
+        targets = [(k, i) for k, v in seqs.items() for i, e in enumerate(v) if e == anchor]
+        if not targets:
+            raise ValueError(f"moved: anchor {anchor!r} is not in flow {self.name!r}")
+        k, i = targets[0]
+        seqs[k].insert(i if before else i + 1, step_id)
+        label = name or f"{self.name}: {step_id} {'before' if before else 'after'} {anchor}"
+        return Flow(label, self.isa, {k: tuple(v) for k, v in seqs.items()}, dict(self.on),
+                    f"{self.description} (edited)", self.source, self.exposes)
+
     def step_ids(self) -> List[str]:
         """Every step the flow can run, in the order the sequences list them."""
         seen: List[str] = []
@@ -40,13 +65,13 @@ class Flow:
         return seen
 
 
-@dataclass(frozen=True)
-class TraceStep:
+class TraceStep(NamedTuple):
+    """One executed step: the snapshot after it, and what changed."""
     index: int
-    step: Step = field(repr=False)
+    step: Step
     pos: Tuple                          # the call stack of (sequence, index) at this step
-    before: Mapping = field(repr=False)
-    state: Mapping = field(repr=False)  # the snapshot after the step
+    before: Mapping                     # the snapshot before the step
+    state: Mapping                      # the snapshot after the step
     diff: Tuple[Tuple[str, object, object], ...]
     read: Tuple[str, ...]               # concrete paths the step read
     label: Optional[str]                # the outcome label the action returned
@@ -67,6 +92,9 @@ class TraceStep:
     def written(self) -> Tuple[str, ...]:
         """Concrete paths whose value this step changed."""
         return tuple(p for p, _, _ in self.diff)
+
+    def __repr__(self) -> str:
+        return f"<TraceStep {self.index} {self.step.id}>"
 
 
 @dataclass(frozen=True)
@@ -108,7 +136,7 @@ class Trace:
 
 
 def run_flow(flow: Flow, steps: Mapping[str, Step], state0: Mapping, memory,
-             aliases: Mapping[str, str], derive: Callable[[dict], dict],
+             aliases: Mapping[str, str], derive: Callable[[dict], dict], derive_inputs: frozenset,
              start: Tuple = (("main", 0),),
              prefix: Tuple[TraceStep, ...] = ()) -> Tuple[Tuple[TraceStep, ...], str]:
     """Walk the flow from start; return the recorded steps and the end marker.
@@ -146,7 +174,7 @@ def run_flow(flow: Flow, steps: Mapping[str, Step], state0: Mapping, memory,
         before = MappingProxyType(state)
         state = dict(state)
         state.update(ctx.writes)
-        changed = derive(state)
+        changed = derive(state) if derive_inputs.intersection(ctx.writes) else {}
         state.update(changed)
         touched = list(ctx.writes) + [p for p in changed if p not in ctx.writes]
         diff = tuple((p, before[p], state[p]) for p in touched if before[p] != state[p])

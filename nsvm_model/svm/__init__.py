@@ -11,6 +11,7 @@ MACHINE = Machine(
     flows=flows.FLOWS,
     initial_state=state.initial_state,
     derive=state.derive,
+    derive_inputs=state.DERIVE_INPUTS,
     aliases={"svm->vmcb": "svm.current_vmcb"},
     classify=state.classify,
     invariants=invariants.INVARIANTS,

@@ -105,6 +105,10 @@ def gif_location(state) -> str:
     return "vmcb01.control.int_ctl"
 
 
+DERIVE_INPUTS = frozenset({"cpu.vgif", "cpu.features", "nested.ctl.int_ctl", "vcpu.guest_mode",
+                           "svm.guest_gif", "vmcb01.control.int_ctl", "vmcb02.control.int_ctl"})
+
+
 def derive(state) -> dict:
     where = gif_location(state)
     gif = int(state[where]) if where == "svm.guest_gif" else int(bool(state[where] & defs.V_GIF_MASK))

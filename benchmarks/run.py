@@ -1,0 +1,87 @@
+"""`make bench`: measured speed and memory of the model, printed as one table.
+
+Targets (issue 2): a VMRUN + #VMEXIT round trip under 2 ms (median);
+`import nsvm_model` under 0.2 s with no UI library imported.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import nsvm_model as nm  # noqa: E402
+
+ROWS = []
+
+
+def row(name, value, unit, target=""):
+    ROWS.append((name, value, unit, target))
+
+
+def timed(fn, n):
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+
+
+def bench_model():
+    for isa_name, preset in (("svm", "round_trip"), ("svm", "default"), ("svm", "asid_zero"),
+                             ("svm", "msrpm_unbacked")):
+        sc = nm.Scenario.preset(isa_name, preset)
+        nm.run(sc)
+        med, p95 = timed(lambda: nm.run(sc), 300)
+        target = "< 2 ms median" if preset == "round_trip" else ""
+        row(f"{isa_name} {preset} ({len(nm.run(sc).steps)} steps) median", f"{med * 1e3:.2f}", "ms", target)
+        row(f"{isa_name} {preset} p95", f"{p95 * 1e3:.2f}", "ms")
+    sc = nm.Scenario.preset("svm", "round_trip")
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < 2.0:
+        nm.run(sc)
+        n += 1
+    row("svm round-trip traces per second", f"{n / (time.perf_counter() - t0):.0f}", "1/s")
+
+
+def bench_import():
+    code = ("import sys, time; t=time.perf_counter(); import nsvm_model; "
+            "d=time.perf_counter()-t; ui=[m for m in ('ipywidgets','matplotlib','graphviz','IPython') "
+            "if m in sys.modules]; print(__import__('json').dumps([d, ui]))")
+    results = []
+    for _ in range(7):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parents[1])
+        results.append(json.loads(out.stdout))
+    med = statistics.median(r[0] for r in results)
+    row("import nsvm_model (fresh interpreter, median of 7)", f"{med * 1e3:.1f}", "ms", "< 200 ms")
+    row("UI libraries imported by nsvm_model", ",".join(results[0][1]) or "none", "", "none")
+
+
+def bench_memory():
+    row("peak RSS of this benchmark process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}",
+        "MiB")
+
+
+def main():
+    bench_import()
+    bench_model()
+    bench_memory()
+    width = max(len(r[0]) for r in ROWS)
+    print(f"{'measure':<{width}}  {'value':>10}  {'unit':<4}  target")
+    print("-" * (width + 30))
+    for name, value, unit, target in ROWS:
+        print(f"{name:<{width}}  {value:>10}  {unit:<4}  {target}")
+
+
+if __name__ == "__main__":
+    main()
