@@ -13,6 +13,8 @@ setup: system-packages $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	# the project folder on the venv's path, so notebook kernels import nsvm_model and widgets
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nsvm-suite.pth"
 	touch $@
 
 # Debian packages from apt.txt (graphviz), installed when missing and we are root.
