@@ -110,3 +110,77 @@ def init_shadow_tdp_mmu(ctx, cpu_role: str, root: int, guest_mode: bool) -> None
     ctx.set("vcpu.arch.guest_mmu.pgd", root)
     if not guest_mode:
         ctx.note("WARN: the nested TDP MMU role is built without the guest-mode bit")
+
+
+LOAD_CR3_REASON = ("inside the load: legality, then PDPTRs, then vcpu->arch.cr3, then "
+                   "kvm_init_mmu() with the current CR0/CR4/EFER, then the new root")
+
+
+def load_cr3_steps(step, prefix, function, file, cr3_path, nested_tdp, tdp_reads,
+                   features, feature_reads, who, manual=""):
+    """Register the five actions of nested_{svm,vmx}_load_cr3() as steps.
+
+    ``step`` is the ISA's step decorator; ``nested_tdp(ctx)`` says whether L1's
+    NPT/EPT is shadowed (None: never, as when L1's CR3 is restored).  Labels:
+    "illegal_cr3" (CR3 above MAXPHYADDR) and "bad_pdpte" (a PDPTE failed to
+    load); each ISA's flow decides where they lead.
+    """
+    def tdp(ctx):
+        return bool(nested_tdp and nested_tdp(ctx))
+
+    def check_legal(ctx):
+        cr3 = ctx.get(cr3_path)
+        if not x86.is_legal_cr3(cr3, ctx.get("cpu.maxphyaddr"), features(ctx)):
+            ctx.note(f"CR3 {cr3:#x} has bits at or above MAXPHYADDR: -EINVAL")
+            return "illegal_cr3"
+        return None
+    check_legal.__doc__ = "kvm_vcpu_is_legal_cr3(): no bit at or above MAXPHYADDR."
+
+    def pdptrs(ctx):
+        if not uses_pae_paging(ctx):
+            ctx.note(f"not PAE paging ({current_paging_mode(ctx)}): no PDPTRs")
+            return None
+        if tdp(ctx):
+            mark_pdptrs_for_reload(ctx)
+            return None
+        if not load_pdptrs(ctx, ctx.get(cr3_path), ctx.get("cpu.maxphyaddr")):
+            return "bad_pdpte"
+        return None
+    pdptrs.__doc__ = "If PAE paging: load the PDPTRs now, or only mark them with nested TDP."
+
+    def set_cr3(ctx):
+        ctx.set("vcpu.arch.cr3", ctx.get(cr3_path))
+        return None
+    set_cr3.__doc__ = "vcpu->arch.cr3 = the new CR3."
+
+    def init_mmu(ctx):
+        kvm_init_mmu(ctx)
+        return None
+    init_mmu.__doc__ = "kvm_init_mmu(): roles recomputed from the current CR0/CR4/EFER and guest mode."
+
+    def new_pgd(ctx):
+        if tdp(ctx):
+            ctx.note(f"nested TDP: {who}'s CR3 is walked by hardware; guest_mmu's root stays L1's table")
+            return None
+        kvm_mmu_new_pgd(ctx, ctx.get(cr3_path))
+        return None
+    new_pgd.__doc__ = "kvm_mmu_new_pgd(CR3) unless nested TDP shadows L1's tables instead."
+
+    table = [
+        ("check_legal", check_legal, (cr3_path, "cpu.maxphyaddr") + feature_reads, (),
+         f"{who}'s CR3 must be a legal GPA in every paging mode"),
+        ("pdptrs", pdptrs, (cr3_path, "cpu.maxphyaddr", "guest_memory") + tdp_reads + MMU_READS[:3],
+         PDPTR_WRITES, f"is_pae_paging() reads the vCPU's CR0/CR4/EFER: they must already be {who}'s"),
+        ("set_cr3", set_cr3, (cr3_path,), ("vcpu.arch.cr3",), LOAD_CR3_REASON),
+        ("init_mmu", init_mmu, MMU_READS, ROLE_WRITES,
+         "the MMU role is derived from the current CR0/CR4/EFER and guest mode"),
+        ("new_pgd", new_pgd, (cr3_path,) + tdp_reads, ("vcpu.arch.root_mmu.pgd",),
+         "the new root must be installed with the new role, so after kvm_init_mmu()"),
+    ]
+    ids = []
+    for name, action, reads, writes, reason in table:
+        sid = f"{prefix}.load_cr3.{name}"
+        step(sid, function, file, "P12", reads=reads, writes=writes, reason=reason,
+             manual=manual if name == "pdptrs" else "")(action)
+        ids.append(sid)
+    return tuple(ids)

@@ -31,7 +31,7 @@ def test_oracle_case(case):
         assert trace.final["vmcb12.control.exit_code"] == nm.SVM_EXIT_ERR
         # the step that failed is one of the kernel functions the table names
         named = set(re.findall(r"[a-z]\w*_\w+", case["kernel_check"]))
-        failing = [s for s in trace.steps if s.label in ("invalid", "einval", "fail")]
+        failing = [s for s in trace.steps if s.label in ("invalid", "illegal_cr3", "bad_pdpte", "fail")]
         assert failing and failing[0].function in named, (failing, named)
     elif case["expected"] == "l2_runs":
         assert trace.final["vcpu.guest_mode"] is True

@@ -118,7 +118,7 @@ def test_14_bad_pdpte_without_nested_npt_is_late_and_cr3_unchanged():
     t = preset("pae_bad_pdpte")
     assert (t.outcome, t.failure) == ("vmexit_invalid", "late")
     fail = t.index_of("svm.enter.load_cr3.pdptrs")
-    assert t.steps[fail].label == "einval"
+    assert t.steps[fail].label == "bad_pdpte"
     assert t.steps[fail].state["vcpu.arch.cr3"] == t.initial["vcpu.arch.cr3"]
     assert "svm.enter.set_gif" not in t.step_ids
     # vmcb12 gets the L2 save area as loaded, with CR3 still L1's

@@ -614,83 +614,26 @@ def prepare_save_gprs(ctx):
 
 # --- nested_svm_load_cr3(), for entry (L2's CR3) and exit (L1's CR3) -------
 
-LOAD_CR3_REASON = ("inside nested_svm_load_cr3: legality, then PDPTRs, then vcpu->arch.cr3, "
-                   "then kvm_init_mmu() with the current CR0/CR4/EFER, then the new root")
+def _npt_on_entry(ctx):
+    return nested_npt_enabled(ctx)
 
 
-def load_cr3_steps(prefix: str, cr3_path: str, on_entry: bool, phase: str = "P12"):
-    """The four actions of nested_svm_load_cr3(); entry and exit differ in arguments only.
+def _load_cr3(prefix, cr3_path, on_entry):
+    """The actions of nested_svm_load_cr3(); entry and exit differ in arguments only.
 
     On entry the CR3 is L2's (nested.save.cr3), nested NPT decides, and the
     PDPTRs are reloaded (from_vmrun).  On exit it is L1's (vmcb01.save.cr3),
     never nested NPT, and always with PDPTRs.
     """
-    npt_reads = ("nested.ctl.misc_ctl",) if on_entry else ()
-    ids = []
-
-    def nested_npt(ctx):
-        return on_entry and nested_npt_enabled(ctx)
-
-    def check_legal(ctx):
-        cr3 = ctx.get(cr3_path)
-        if not x86.is_legal_cr3(cr3, ctx.get("cpu.maxphyaddr"), l1_features(ctx)):
-            ctx.note(f"CR3 {cr3:#x} has bits at or above MAXPHYADDR: -EINVAL")
-            return "einval"
-        return None
-    check_legal.__doc__ = "kvm_vcpu_is_legal_cr3(): no bit at or above MAXPHYADDR."
-
-    def pdptrs(ctx):
-        if not kvm_mmu.uses_pae_paging(ctx):
-            ctx.note(f"not PAE paging ({kvm_mmu.current_paging_mode(ctx)}): no PDPTRs")
-            return None
-        if nested_npt(ctx):
-            kvm_mmu.mark_pdptrs_for_reload(ctx)
-            return None
-        if not kvm_mmu.load_pdptrs(ctx, ctx.get(cr3_path), ctx.get("cpu.maxphyaddr")):
-            return "einval"
-        return None
-    pdptrs.__doc__ = "If PAE paging: load the PDPTRs now, or only mark them with nested NPT."
-
-    def set_cr3(ctx):
-        ctx.set("vcpu.arch.cr3", ctx.get(cr3_path))
-        return None
-    set_cr3.__doc__ = "vcpu->arch.cr3 = the new CR3."
-
-    def init_mmu(ctx):
-        kvm_mmu.kvm_init_mmu(ctx)
-        return None
-    init_mmu.__doc__ = "kvm_init_mmu(): roles recomputed from the current CR0/CR4/EFER and guest mode."
-
-    def new_pgd(ctx):
-        if nested_npt(ctx):
-            ctx.note("nested NPT: L2's CR3 is walked by hardware; guest_mmu's root stays nCR3")
-            return None
-        kvm_mmu.kvm_mmu_new_pgd(ctx, ctx.get(cr3_path))
-        return None
-    new_pgd.__doc__ = "kvm_mmu_new_pgd(CR3) unless nested NPT shadows L1's tables instead."
-
-    who = "L2" if on_entry else "L1"
-    table = [
-        ("check_legal", check_legal, (cr3_path, "cpu.maxphyaddr", "cpu.features", "cpu.npt"), (),
-         f"{who}'s CR3 must be a legal GPA in every paging mode"),
-        ("pdptrs", pdptrs, (cr3_path, "cpu.maxphyaddr", "guest_memory") + npt_reads
-         + kvm_mmu.MMU_READS[:3], kvm_mmu.PDPTR_WRITES,
-         "is_pae_paging() reads the vCPU's CR0/CR4/EFER: they must already be " + who + "'s"),
-        ("set_cr3", set_cr3, (cr3_path,), ("vcpu.arch.cr3",), LOAD_CR3_REASON),
-        ("init_mmu", init_mmu, kvm_mmu.MMU_READS, kvm_mmu.ROLE_WRITES,
-         "the MMU role is derived from the current CR0/CR4/EFER and guest mode"),
-        ("new_pgd", new_pgd, (cr3_path,) + npt_reads, ("vcpu.arch.root_mmu.pgd",),
-         "the new root must be installed with the new role, so after kvm_init_mmu()"),
-    ]
-    for name, action, reads, writes, reason in table:
-        sid = f"{prefix}.load_cr3.{name}"
-        step(sid, "nested_svm_load_cr3", NESTED_C, phase, reads=reads, writes=writes,
-             reason=reason, manual=APM_NPT if name == "pdptrs" else "")(action)
-        ids.append(sid)
-    return tuple(ids)
+    return kvm_mmu.load_cr3_steps(
+        step, prefix, "nested_svm_load_cr3", NESTED_C, cr3_path,
+        nested_tdp=_npt_on_entry if on_entry else None,
+        tdp_reads=("nested.ctl.misc_ctl",) if on_entry else (),
+        features=l1_features, feature_reads=("cpu.features", "cpu.npt"),
+        who="L2" if on_entry else "L1", manual=APM_NPT)
 
 
-ENTRY_LOAD_CR3 = load_cr3_steps("svm.enter", "nested.save.cr3", on_entry=True)
+ENTRY_LOAD_CR3 = _load_cr3("svm.enter", "nested.save.cr3", on_entry=True)
 
 
 @step("svm.enter.set_gif", "svm_set_gif", SVM_C, "P14",
@@ -933,7 +876,7 @@ def uninit_mmu_context(ctx):
     return None
 
 
-EXIT_LOAD_CR3 = load_cr3_steps("svm.exit", "vmcb01.save.cr3", on_entry=False)
+EXIT_LOAD_CR3 = _load_cr3("svm.exit", "vmcb01.save.cr3", on_entry=False)
 
 
 @step("svm.exit.load_cr3_failed", "nested_svm_vmexit", NESTED_C, "P12",
