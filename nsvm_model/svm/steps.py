@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .. import kvm_mmu, x86
 from ..engine.step import Step
+from ..transitions import GUEST_MODE_FILE, set_guest_mode, switch_current
 from . import defs
 from .checks import CONTROL_CHECKS, SAVE_CHECKS, CheckEnv, first_failure
 from .scenarios import DTABLES, SEGMENTS
@@ -384,12 +385,7 @@ def copy_common_state_in(ctx):
 
 
 def switch_vmcb(target):
-    def action(ctx):
-        ctx.set("svm.current_vmcb", target)
-        ctx.note(f"svm->vmcb now points at {target}: every setter writes {target} from here on")
-        return None
-    action.__doc__ = f"svm_switch_vmcb({target}): the current-VMCB pointer moves."
-    return action
+    return switch_current("svm.current_vmcb", target, "svm->vmcb")
 
 
 step("svm.enter.switch_vmcb02", "svm_switch_vmcb", SVM_C, "P7",
@@ -410,14 +406,10 @@ step("svm.enter.tlb_flush", "nested_svm_transition_tlb_flush", NESTED_C, "P11",
      manual=APM_NPT)(transition_tlb_flush)
 
 
-@step("svm.enter.enter_guest_mode", "enter_guest_mode", "arch/x86/kvm/kvm_cache_regs.h", "P8",
-      reads=(), writes=("vcpu.guest_mode",),
-      reason="must precede the nested MMU init (its role needs the guest-mode bit) and the "
-             "intercept merge (which only takes effect in guest mode)")
-def enter_guest_mode(ctx):
-    """Set HF_GUEST_MASK: is_guest_mode() is true from here on."""
-    ctx.set("vcpu.guest_mode", True)
-    return None
+step("svm.enter.enter_guest_mode", "enter_guest_mode", GUEST_MODE_FILE, "P8",
+     reads=(), writes=("vcpu.guest_mode",),
+     reason="must precede the nested MMU init (its role needs the guest-mode bit) and the "
+            "intercept merge (which only takes effect in guest mode)")(set_guest_mode(True))
 
 
 @step("svm.enter.prepare_control.bitmaps", "nested_vmcb02_prepare_control", NESTED_C, "P9",
@@ -789,13 +781,9 @@ def update_vmcb12(ctx):
     return None
 
 
-@step("svm.exit.leave_guest_mode", "leave_guest_mode", "arch/x86/kvm/kvm_cache_regs.h", "P8",
-      reads=(), writes=("vcpu.guest_mode",),
-      reason="out of guest mode before the switch, so GIF and MMU decisions see L1")
-def leave_guest_mode(ctx):
-    """Clear HF_GUEST_MASK."""
-    ctx.set("vcpu.guest_mode", False)
-    return None
+step("svm.exit.leave_guest_mode", "leave_guest_mode", GUEST_MODE_FILE, "P8",
+     reads=(), writes=("vcpu.guest_mode",),
+     reason="out of guest mode before the switch, so GIF and MMU decisions see L1")(set_guest_mode(False))
 
 
 @step("svm.exit.clear_vmcb12_gpa", "nested_svm_vmexit", NESTED_C, "P7",

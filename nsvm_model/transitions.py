@@ -1,0 +1,29 @@
+"""Actions both ISAs perform on a nested transition, whatever the names.
+
+enter_guest_mode()/leave_guest_mode() flip HF_GUEST_MASK; svm_switch_vmcb()
+and vmx_switch_vmcs() retarget the pointer every later setter writes
+through.  Each ISA registers these actions as its own steps, with its own
+ids, citations and reasons.
+"""
+
+from __future__ import annotations
+
+GUEST_MODE_FILE = "arch/x86/kvm/kvm_cache_regs.h"
+
+
+def set_guest_mode(value: bool):
+    def action(ctx):
+        ctx.set("vcpu.guest_mode", value)
+        return None
+    action.__doc__ = ("enter_guest_mode(): set HF_GUEST_MASK." if value
+                      else "leave_guest_mode(): clear HF_GUEST_MASK.")
+    return action
+
+
+def switch_current(pointer_path: str, target: str, pointer_name: str):
+    def action(ctx):
+        ctx.set(pointer_path, target)
+        ctx.note(f"{pointer_name} now points at {target}: every setter writes {target} from here on")
+        return None
+    action.__doc__ = f"Switch {pointer_name} to {target}."
+    return action
