@@ -14,10 +14,12 @@ from __future__ import annotations
 from .engine.scenario import Scenario
 from .engine.trace import Flow, Trace, TraceStep
 from .kernel import KERNEL_COMMIT, KERNEL_REPO, source_url
+from .phases import PHASES, Alignment, align
 from .svm.defs import SVM_EXIT_ERR
 
 __all__ = ["Scenario", "Trace", "TraceStep", "Flow", "run", "variants", "machine_for",
-           "KERNEL_COMMIT", "KERNEL_REPO", "SVM_EXIT_ERR", "source_url", "steps", "field_alias"]
+           "KERNEL_COMMIT", "KERNEL_REPO", "SVM_EXIT_ERR", "source_url", "steps", "field_alias",
+           "align", "Alignment", "PHASES"]
 
 ISAS = ("svm", "vmx")
 

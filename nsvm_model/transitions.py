@@ -27,3 +27,13 @@ def switch_current(pointer_path: str, target: str, pointer_name: str):
         return None
     action.__doc__ = f"Switch {pointer_name} to {target}."
     return action
+
+
+def check_triple_fault(ctx):
+    """kvm_check_request(KVM_REQ_TRIPLE_FAULT): KVM_EXIT_SHUTDOWN."""
+    if "KVM_REQ_TRIPLE_FAULT" not in ctx.get("vcpu.requests"):
+        return None
+    ctx.remove_from("vcpu.requests", "KVM_REQ_TRIPLE_FAULT")
+    ctx.set("kvm_run.exit_reason", "KVM_EXIT_SHUTDOWN")
+    ctx.note("triple fault pending outside guest mode: exit to userspace with KVM_EXIT_SHUTDOWN")
+    return "shutdown"

@@ -6,17 +6,18 @@ import nsvm_model as nm
 from nsvm_model.engine.step import Ctx, Step, UndeclaredAccess
 from nsvm_model.engine.trace import Flow
 
-PRESETS = list(nm.Scenario.presets("svm"))
+PRESETS = [(isa, name) for isa in ("svm", "vmx") for name in nm.Scenario.presets(isa)]
 
 
 @pytest.fixture(scope="module")
 def traces():
-    return {name: nm.run(nm.Scenario.preset("svm", name)) for name in PRESETS}
+    return {f"{isa}:{name}": nm.run(nm.Scenario.preset(isa, name)) for isa, name in PRESETS}
 
 
 def _covered(path, declared, state):
     for d in declared:
-        d = d.replace("svm->vmcb", state["svm.current_vmcb"])
+        d = d.replace("svm->vmcb", state.get("svm.current_vmcb", "-"))
+        d = d.replace("vmx->loaded_vmcs", state.get("vmx.current_vmcs", "-"))
         if d == path or (d.endswith(".*") and path.startswith(d[:-1])):
             return True
     return False
@@ -71,22 +72,24 @@ def test_diff_is_exactly_the_change_between_snapshots(traces):
 
 
 def test_snapshots_are_immutable(traces):
-    t = traces["default"]
+    t = traces["svm:default"]
     with pytest.raises(TypeError):
         t.final["vcpu.guest_mode"] = False
     with pytest.raises(TypeError):
         t.initial["vcpu.rip"] = 0
 
 
-def test_every_step_cites_the_pinned_commit(traces):
-    for s in nm.steps("svm").values():
+@pytest.mark.parametrize("isa", ["svm", "vmx"])
+def test_every_step_cites_the_pinned_commit(isa):
+    for s in nm.steps(isa).values():
         assert nm.KERNEL_COMMIT in s.source and s.function in s.source
         assert s.phase in {f"P{i}" for i in range(1, 16)}
         assert s.reason and s.title
 
 
 def test_replay_from_every_step_is_exact(traces):
-    for t in (traces["round_trip"], traces["msrpm_unbacked"], traces["asid_zero"]):
+    for t in (traces["svm:round_trip"], traces["svm:msrpm_unbacked"], traces["svm:asid_zero"],
+              traces["vmx:round_trip"], traces["vmx:msr_load_fs_base"], traces["vmx:vpid_zero"]):
         for i in range(len(t.steps)):
             r = t.replay_from(i)
             assert r.step_ids == t.step_ids

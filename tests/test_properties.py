@@ -44,3 +44,23 @@ def test_runs_are_deterministic_and_replay_exactly(efer, cr0, cr4, asid, npt, mo
     r = a.replay_from(i)
     assert [dict(s.state) for s in r.steps] == [dict(s.state) for s in a.steps]
     assert a.invariant_violations() == []
+
+
+VMX = nm.Scenario.vmx()
+VMX_INT_FIELDS = sorted(p for p, f in VMX.fields.items() if f.kind == "int")
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from(VMX_INT_FIELDS), values, min_size=1, max_size=4))
+def test_random_vmcs12_fields_run_or_raise_documented_errors(changes):
+    try:
+        sc = VMX.with_fields(changes)
+    except (ValueError, TypeError) as exc:
+        assert any(p in str(exc) for p in changes), str(exc)
+        return
+    t = nm.run(sc)
+    assert t.outcome in {"l2_runs", "vmfail_invalid", "l1_gp", "l1_ud", "userspace_exit", "shutdown"} \
+        or t.outcome.startswith(("vmfail_valid:", "vmexit:"))
+    assert t.invariant_violations() == []
+    r = t.replay_from(len(t.steps) // 2)
+    assert [dict(s.state) for s in r.steps] == [dict(s.state) for s in t.steps]

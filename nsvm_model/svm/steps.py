@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .. import kvm_mmu, x86
 from ..engine.step import Step
-from ..transitions import GUEST_MODE_FILE, set_guest_mode, switch_current
+from ..transitions import GUEST_MODE_FILE, check_triple_fault, set_guest_mode, switch_current
 from . import defs
 from .checks import CONTROL_CHECKS, SAVE_CHECKS, CheckEnv, first_failure
 from .scenarios import DTABLES, SEGMENTS
@@ -901,15 +901,7 @@ def single_step_db(ctx):
     return None
 
 
-@step("svm.run.check_triple_fault", "vcpu_enter_guest", "arch/x86/kvm/x86.c", "P15",
-      reads=("vcpu.requests", "vcpu.guest_mode"), writes=("kvm_run.exit_reason", "vcpu.requests"),
-      reason="before entering a guest KVM services its requests; a triple fault outside guest "
-             "mode shuts the VM down")
-def check_triple_fault(ctx):
-    """kvm_check_request(KVM_REQ_TRIPLE_FAULT): KVM_EXIT_SHUTDOWN."""
-    if "KVM_REQ_TRIPLE_FAULT" not in ctx.get("vcpu.requests"):
-        return None
-    ctx.remove_from("vcpu.requests", "KVM_REQ_TRIPLE_FAULT")
-    ctx.set("kvm_run.exit_reason", "KVM_EXIT_SHUTDOWN")
-    ctx.note("triple fault pending: exit to userspace with KVM_EXIT_SHUTDOWN")
-    return "shutdown"
+step("svm.run.check_triple_fault", "vcpu_enter_guest", "arch/x86/kvm/x86.c", "P15",
+     reads=("vcpu.requests",), writes=("kvm_run.exit_reason", "vcpu.requests"),
+     reason="before entering a guest KVM services its requests; a triple fault outside guest "
+            "mode shuts the VM down")(check_triple_fault)
