@@ -37,3 +37,30 @@ def check_triple_fault(ctx):
     ctx.set("kvm_run.exit_reason", "KVM_EXIT_SHUTDOWN")
     ctx.note("triple fault pending outside guest mode: exit to userspace with KVM_EXIT_SHUTDOWN")
     return "shutdown"
+
+
+def set_run_pending(value: int):
+    def action(ctx):
+        ctx.set("vcpu.arch.nested_run_pending", value)
+        return None
+    action.__doc__ = ("nested_run_pending = KVM_NESTED_RUN_PENDING." if value
+                      else "nested_run_pending = 0.")
+    return action
+
+
+def vcpu_state(values) -> dict:
+    """The vCPU fields both ISAs start from: L1 running, nothing pending."""
+    state = {
+        "vcpu.guest_mode": False,
+        "vcpu.rip": values["l1.rip"],
+        "vcpu.arch.cr2": 0,
+        "vcpu.arch.nested_run_pending": 0,
+        "vcpu.arch.exception": "none",
+        "vcpu.arch.nmi_injected": False,
+        "vcpu.arch.tsc_offset": 0,
+        "vcpu.arch.l1_tsc_offset": 0,
+        "vcpu.requests": frozenset(),
+        "kvm_run.exit_reason": "none",
+    }
+    state.update({f"vcpu.arch.{r}": values[f"l1.{r}"] for r in ("efer", "cr0", "cr3", "cr4", "rflags", "rsp")})
+    return state

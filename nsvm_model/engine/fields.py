@@ -47,7 +47,7 @@ def S(path: str, choices: Iterable, doc: str = "") -> Field:
     return Field(path, "set", choices=tuple(sorted(choices)), doc=doc)
 
 
-_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*|0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*|\S)")
+_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*|0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*|\S)", re.ASCII)
 
 
 def parse_int_expression(text: str, constants: Mapping[str, int], field: str) -> int:
@@ -63,8 +63,11 @@ def parse_int_expression(text: str, constants: Mapping[str, int], field: str) ->
     i = 0
     while i < len(tokens):
         tok = tokens[i]
-        if tok[0].isdigit():
-            out.append(str(int(tok.replace("_", ""), 0)))
+        if tok[0] in "0123456789":
+            try:
+                out.append(str(int(tok.replace("_", ""), 0)))
+            except ValueError:
+                raise ValueError(f"{field}: {tok!r} in {text!r} is not a number") from None
         elif tok[0].isalpha() or tok[0] == "_":
             if tok not in constants:
                 close = difflib.get_close_matches(tok, constants.keys(), n=3)
@@ -137,3 +140,9 @@ def unknown_path_error(path: str, known: Iterable[str]) -> ValueError:
         close = sorted(k for k in known if k.startswith(prefix + "."))[:6]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return ValueError(f"unknown field {path!r}{hint}")
+
+
+def named_constants(*modules) -> dict:
+    """Every upper-case integer of the modules: the names a value may be written with."""
+    return {name: value for module in modules for name, value in vars(module).items()
+            if name.isupper() and isinstance(value, int) and not isinstance(value, bool)}

@@ -8,7 +8,7 @@ everything above it up to 2^MAXPHYADDR is a legal but unbacked GPA.
 
 from __future__ import annotations
 
-from ..engine.fields import B, E, S, U
+from ..engine.fields import B, E, S, U, named_constants
 from ..engine.memory import GuestMemory
 from ..engine.scenario import Scenario
 from .. import x86
@@ -80,8 +80,7 @@ FIELDS = {f.path: f for f in (
           "userspace moved the vmcb12 GPA to unbacked memory while L2 ran (KVM_SET_NESTED_STATE)"),
     ])}
 
-CONSTANTS = {name: value for module in (x86, defs) for name, value in vars(module).items()
-             if name.isupper() and isinstance(value, int)}
+CONSTANTS = named_constants(x86, defs)
 CONSTANTS["MAXPHYADDR"] = 48   # only for expressions; the scenario's cpu.maxphyaddr rules
 
 L1_EFER = x86.EFER_SCE | x86.EFER_LME | x86.EFER_LMA | x86.EFER_NX | x86.EFER_SVME

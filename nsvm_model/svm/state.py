@@ -10,6 +10,7 @@ kernel derives them through get_vgif_vmcb(); steps never write them.
 from __future__ import annotations
 
 from .. import kvm_mmu, x86
+from ..transitions import vcpu_state
 from . import defs
 from .scenarios import DEFAULT_PAT
 from .steps import CONTROL_CACHED, save_area_paths
@@ -74,21 +75,12 @@ def initial_state(sc) -> dict:
         "nested.force_msr_bitmap_recalc": False,
         "nested.hsave_msr": v["l1.hsave_pa"],
         "nested.msrpm": (),
-        "vcpu.guest_mode": False,
-        "vcpu.rip": v["l1.rip"],
-        "vcpu.arch.cr2": 0,
         "vcpu.arch.dr6": x86.DR6_ACTIVE_LOW,
         "vcpu.arch.dr7": x86.DR7_FIXED_1,
         "vcpu.arch.smm": v["l1.smm"],
-        "vcpu.arch.nested_run_pending": 0,
-        "vcpu.arch.exception": "none",
-        "vcpu.arch.nmi_injected": False,
-        "vcpu.arch.tsc_offset": 0,
-        "vcpu.arch.l1_tsc_offset": 0,
-        "vcpu.requests": frozenset(),
-        "kvm_run.exit_reason": "none",
     })
-    state.update({f"vcpu.arch.{r}": val for r, val in l1.items()})
+    state.update(vcpu_state(v))
+    state["vcpu.arch.rax"] = v["l1.rax"]
     state.update(kvm_mmu.mmu_state(v["cpu.npt"], x86.paging_mode(l1["cr0"], l1["cr4"], l1["efer"]),
                                    l1["cr3"]))
     return state

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from .. import kvm_mmu, x86
 from ..engine.step import Step
-from ..transitions import GUEST_MODE_FILE, check_triple_fault, set_guest_mode, switch_current
+from ..transitions import (GUEST_MODE_FILE, check_triple_fault, set_guest_mode, set_run_pending,
+                           switch_current)
 from . import defs
 from .checks import CONTROL_CHECKS, SAVE_CHECKS, CheckEnv, first_failure
 from .scenarios import DTABLES, SEGMENTS
@@ -355,13 +356,10 @@ def save_l1_cr3(ctx):
     return None
 
 
-@step("svm.vmrun.set_run_pending", "nested_svm_vmrun", NESTED_C, "P6",
-      reads=(), writes=("vcpu.arch.nested_run_pending",),
-      reason="set before prepare_control, which uses it to pick next_rip when L1 lacks NRIPS")
-def set_run_pending(ctx):
-    """nested_run_pending = KVM_NESTED_RUN_PENDING."""
-    ctx.set("vcpu.arch.nested_run_pending", 1)
-    return None
+step("svm.vmrun.set_run_pending", "nested_svm_vmrun", NESTED_C, "P6",
+     reads=(), writes=("vcpu.arch.nested_run_pending",),
+     reason="set before prepare_control, which uses it to pick next_rip when L1 lacks NRIPS"
+     )(set_run_pending(1))
 
 
 # --- enter_svm_guest_mode() -------------------------------------------------

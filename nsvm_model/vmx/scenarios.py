@@ -10,7 +10,7 @@ the names of KVM's struct vmcs12.
 
 from __future__ import annotations
 
-from ..engine.fields import B, E, S, U
+from ..engine.fields import B, E, S, U, named_constants
 from ..engine.memory import GuestMemory
 from ..engine.scenario import Scenario
 from .. import x86
@@ -84,8 +84,7 @@ FIELDS = {f.path: f for f in (
         E("l2.exit", ("none", "VMCALL"), "what L2 does once it runs: nothing yet, or VMCALL"),
     ])}
 
-CONSTANTS = {name: value for module in (x86, defs) for name, value in vars(module).items()
-             if name.isupper() and isinstance(value, int)}
+CONSTANTS = named_constants(x86, defs)
 CONSTANTS["MAXPHYADDR"] = 48
 
 L1_EFER = x86.EFER_SCE | x86.EFER_LME | x86.EFER_LMA | x86.EFER_NX

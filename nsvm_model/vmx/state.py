@@ -9,6 +9,7 @@ flow branches on (the `launch` argument, the error number, the exit reason).
 from __future__ import annotations
 
 from .. import kvm_mmu, x86
+from ..transitions import vcpu_state
 from . import caps, defs as d
 from .scenarios import DEFAULT_PAT
 
@@ -56,24 +57,14 @@ def initial_state(sc) -> dict:
         "vmx.local.launch": int(v["l1.instruction"] == "VMLAUNCH"),
         "vmx.local.vm_instruction_error": 0,
         "vmx.local.exit_reason": 0,
-        "vcpu.guest_mode": False,
         "vcpu.cpl": v["l1.cpl"],
-        "vcpu.rip": v["l1.rip"],
         "vcpu.arch.interrupt_shadow": "MOV_SS" if v["l1.mov_ss_blocking"] else "none",
         "vcpu.arch.rax": 0,
-        "vcpu.arch.cr2": 0,
         "vcpu.arch.dr7": x86.DR7_FIXED_1,
         "vcpu.arch.pat": v["l1.pat"],
         "vcpu.arch.mp_state": "RUNNABLE",
-        "vcpu.arch.nested_run_pending": 0,
-        "vcpu.arch.exception": "none",
-        "vcpu.arch.nmi_injected": False,
-        "vcpu.arch.tsc_offset": 0,
-        "vcpu.arch.l1_tsc_offset": 0,
-        "vcpu.requests": frozenset(),
-        "kvm_run.exit_reason": "none",
     })
-    state.update({f"vcpu.arch.{r}": v[f"l1.{r}"] for r in ("efer", "cr0", "cr3", "cr4", "rflags", "rsp")})
+    state.update(vcpu_state(v))
     state.update({f"vcpu.msr.{m:#x}": 0 for m in d.MODELLED_MSRS})
     state.update(kvm_mmu.mmu_state(v["cpu.ept"], x86.paging_mode(v["l1.cr0"], v["l1.cr4"], v["l1.efer"]),
                                    v["l1.cr3"]))

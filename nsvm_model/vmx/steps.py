@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from .. import kvm_mmu, x86
 from ..engine.step import Step
-from ..transitions import GUEST_MODE_FILE, check_triple_fault, set_guest_mode, switch_current
+from ..transitions import (GUEST_MODE_FILE, check_triple_fault, set_guest_mode, set_run_pending,
+                           switch_current)
 from . import caps, defs as d
 from .checks import CONTROL_CHECKS, GUEST_CHECKS, HOST_CHECKS, Env, canonical, first_failure, has2, reader
 
@@ -181,14 +182,10 @@ def vmfail(ctx):
     return None
 
 
-@step("vmx.run.set_run_pending", "nested_vmx_run", NESTED_C, "P6",
-      reads=(), writes=("vcpu.arch.nested_run_pending",),
-      reason="from here L2 must run next; it also gates the VM-entry-only loads "
-             "(LOAD_IA32_EFER, LOAD_DEBUG_CONTROLS, event injection)")
-def set_run_pending(ctx):
-    """nested_run_pending = KVM_NESTED_RUN_PENDING."""
-    ctx.set("vcpu.arch.nested_run_pending", 1)
-    return None
+step("vmx.run.set_run_pending", "nested_vmx_run", NESTED_C, "P6",
+     reads=(), writes=("vcpu.arch.nested_run_pending",),
+     reason="from here L2 must run next; it also gates the VM-entry-only loads "
+            "(LOAD_IA32_EFER, LOAD_DEBUG_CONTROLS, event injection)")(set_run_pending(1))
 
 
 # --- nested_vmx_enter_non_root_mode() -------------------------------------
@@ -596,13 +593,9 @@ def set_exit_reason(ctx):
     return None
 
 
-@step("vmx.run.vmentry_failed", "nested_vmx_run", NESTED_C, "P15",
-      reads=(), writes=("vcpu.arch.nested_run_pending",),
-      reason="the entry did not happen: no run is pending")
-def vmentry_failed(ctx):
-    """nested_run_pending = 0 (label vmentry_failed)."""
-    ctx.set("vcpu.arch.nested_run_pending", 0)
-    return None
+step("vmx.run.vmentry_failed", "nested_vmx_run", NESTED_C, "P15",
+     reads=(), writes=("vcpu.arch.nested_run_pending",),
+     reason="label vmentry_failed: the entry did not happen, no run is pending")(set_run_pending(0))
 
 
 # --- load_vmcs12_host_state() -------------------------------------------------
