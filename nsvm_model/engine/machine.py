@@ -52,6 +52,7 @@ class Machine:
     classify: Callable[[str, Mapping], Tuple[str, object]]
     invariants: Tuple[Invariant, ...] = ()
     presets: Dict[str, Callable] = field(default_factory=dict)
+    rules: Tuple = ()                    # ordering rules (engine/rules.py)
 
     # -- running ----------------------------------------------------------
     def flow(self, variant) -> Flow:

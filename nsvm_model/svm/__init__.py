@@ -1,14 +1,14 @@
 """nSVM: the model of KVM's nested VMRUN and #VMEXIT on AMD SVM."""
 
 from ..engine.machine import Machine
-from . import flows, invariants, scenarios, state, steps
+from . import flows, invariants, rules, scenarios, state, steps, variants
 
 MACHINE = Machine(
     isa="svm",
     fields=scenarios.FIELDS,
     constants=scenarios.CONSTANTS,
     steps=steps.STEPS,
-    flows=flows.FLOWS,
+    flows={**flows.FLOWS, **variants.VARIANTS},
     initial_state=state.initial_state,
     derive=state.derive,
     derive_inputs=state.DERIVE_INPUTS,
@@ -16,4 +16,5 @@ MACHINE = Machine(
     classify=state.classify,
     invariants=invariants.INVARIANTS,
     presets=scenarios.PRESETS,
+    rules=rules.RULES,
 )

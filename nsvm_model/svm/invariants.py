@@ -9,11 +9,12 @@ from __future__ import annotations
 from .. import x86
 from ..engine.machine import Invariant
 from ..invariants import at_settled, common_invariants, settled_at
+from .checks import CONTROL_CHECK_FIELDS, CONTROL_CHECKS, CheckEnv, first_failure
 from .defs import SVM_MISC_ENABLE_NP
 from .state import L0_MSRPM
 
-SETTLED = frozenset({"svm.vmrun.insn_retired", "svm.exit.single_step_db",
-                     "svm.run.check_triple_fault", "svm.vmrun.memory_failure"})
+SETTLED = frozenset({"svm.vmrun.insn_retired", "svm.exit.single_step_db", "svm.run.check_triple_fault",
+                     "svm.vmrun.memory_failure", "svm.smm.handler", "svm.smm.set_run_pending"})
 settled = settled_at(SETTLED)
 
 
@@ -45,6 +46,25 @@ def _failed_vmrun_leaves_l1_alone(trace, i):
     return all(before[p] == after[p] for p in L1_VISIBLE)
 
 
+def _vmexit_completes(trace, i):
+    """A #VMEXIT that started must end with L1 running on vmcb01."""
+    exits = [s.index for s in trace.steps if s.function.startswith("nested_svm_vmexit")]
+    if i != len(trace.steps) - 1 or not exits:
+        return True
+    last_exit = max(exits)
+    entered_again = any(s.id == "svm.enter.switch_vmcb02" for s in trace.steps[last_exit:])
+    s = trace.steps[i].state
+    return entered_again or (not s["vcpu.guest_mode"] and s["svm.current_vmcb"] == "vmcb01")
+
+
+def _l2_runs_from_checked_vmcb12(s):
+    if not s["vcpu.guest_mode"]:
+        return True
+    values = {f: s[f"nested.ctl.{f}"] for f in CONTROL_CHECK_FIELDS}
+    feats = frozenset(s["cpu.features"]) if s["cpu.npt"] else frozenset(s["cpu.features"]) - {"NPT"}
+    return first_failure(CONTROL_CHECKS, values, CheckEnv(s["cpu.maxphyaddr"], feats, False)) is None
+
+
 def l1_differences(trace) -> dict:
     """For a failed VMRUN: which L1-visible paths differ from before VMRUN."""
     before, after = trace.initial, trace.final
@@ -61,4 +81,8 @@ INVARIANTS = common_invariants(
     Invariant("I8", "after a failed VMRUN, L1's registers, MMU and VMCB pointers are as before, "
                     "except RIP (past VMRUN), GIF and the vmcb12 exit fields",
               _failed_vmrun_leaves_l1_alone),
+    Invariant("I9", "an emulated #VMEXIT, once started, completes: L1 runs on vmcb01",
+              _vmexit_completes),
+    Invariant("I10", "L2 runs only from a cached vmcb12 that passes the control checks (C1-C7)",
+              at_settled(settled, _l2_runs_from_checked_vmcb12)),
 )

@@ -75,7 +75,9 @@ FIELDS = {f.path: f for f in (
         B("cpu.vgif", "KVM's vgif module parameter (hardware vGIF in use)"),
         B("cpu.shared_pat_quirk", "KVM_X86_QUIRK_NESTED_SVM_SHARED_PAT enabled"),
         S("cpu.features", defs.FEATURES, "the CPUID features L1 sees"),
-        E("l2.exit", ("none", "VMMCALL"), "what L2 does once it runs: nothing yet, or VMMCALL"),
+        E("l2.exit", ("none", "VMMCALL", "SMI"),
+          "what happens once L2 runs: nothing yet, L2 executes VMMCALL, or an SMI arrives"),
+        U("smm.vmcb12_asid", 32, "the ASID L1's SMM handler leaves in vmcb12 before RSM"),
         B("l2.vmcb12_unmapped_at_exit",
           "userspace moved the vmcb12 GPA to unbacked memory while L2 ran (KVM_SET_NESTED_STATE)"),
     ])}
@@ -136,6 +138,7 @@ def _l1_and_machine() -> dict:
         "l1.gif": 1, "l1.smm": False,
         "cpu.maxphyaddr": 48, "cpu.npt": True, "cpu.vgif": True, "cpu.shared_pat_quirk": True,
         "cpu.features": DEFAULT_FEATURES, "l2.exit": "none", "l2.vmcb12_unmapped_at_exit": False,
+        "smm.vmcb12_asid": 1,
     }
 
 
@@ -222,6 +225,10 @@ PRESETS = dict([
        {"l2.exit": "VMMCALL", "l2.vmcb12_unmapped_at_exit": True}),
     _p("single_step_invalid", "TF=1 on a VMRUN with an invalid vmcb12: no #DB (scenario 21)",
        {"vmcb12.control.asid": 0, "l1.rflags": x86.X86_EFLAGS_FIXED | x86.X86_EFLAGS_TF}),
+    _p("smi_in_l2", "An SMI while L2 runs, RSM back into L2 with vmcb12 unchanged",
+       {"l2.exit": "SMI"}),
+    _p("smi_in_l2_asid_zero", "An SMI while L2 runs; L1's SMM handler sets vmcb12's ASID to 0; RSM "
+       "(scenario 20)", {"l2.exit": "SMI", "smm.vmcb12_asid": 0}),
     _p("gif_clear_invalid", "L1 ran CLGI first (GIF=0), then an invalid VMRUN",
        {"l1.gif": 0, "vmcb12.control.asid": 0}),
 ])

@@ -49,7 +49,7 @@ def initial_state(sc) -> dict:
     if vgif:
         int_ctl01 |= defs.V_GIF_ENABLE_MASK | (defs.V_GIF_MASK if v["l1.gif"] else 0)
 
-    state = {p: val for p, val in v.items() if p.startswith(("vmcb12.", "cpu.", "l2."))}
+    state = {p: val for p, val in v.items() if p.startswith(("vmcb12.", "cpu.", "l2.", "smm."))}
     # vmcb01.save is what the CPU saved when L1's VMRUN was intercepted
     l1_segs = {k[len("vmcb12.save."):]: v[k] for k in v
                if k.startswith("vmcb12.save.") and k.count(".") == 3}
@@ -67,6 +67,9 @@ def initial_state(sc) -> dict:
     state.update({"nested.save." + p[len("x."):]: 0 for p in save_area_paths("x")})
     state.update({
         "svm.current_vmcb": "vmcb01",
+        "svm.local.vmcb12_gpa": 0,
+        "smm.smram.svm_guest_flag": 0,
+        "smm.smram.vmcb12_gpa": 0,
         "svm.guest_gif": bool(v["l1.gif"]) if not vgif else True,
         "svm.nmi_l1_to_l2": False,
         "svm.soft_int_injected": False,
@@ -79,6 +82,7 @@ def initial_state(sc) -> dict:
         "vcpu.arch.dr7": x86.DR7_FIXED_1,
         "vcpu.arch.smm": v["l1.smm"],
     })
+    state.update({f"hsave.save.{r}": 0 for r in ("efer", "cr0", "cr3", "cr4", "rflags", "rip", "rsp", "rax")})
     state.update(vcpu_state(v))
     state["vcpu.arch.rax"] = v["l1.rax"]
     state.update(kvm_mmu.mmu_state(v["cpu.npt"], x86.paging_mode(l1["cr0"], l1["cr4"], l1["efer"]),

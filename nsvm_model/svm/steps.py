@@ -148,13 +148,14 @@ def check_smm(ctx):
 
 
 @step("svm.vmrun.check_rax", "nested_svm_vmrun", NESTED_C, "P1",
-      reads=("vcpu.arch.rax", "cpu.maxphyaddr"), writes=("vcpu.arch.exception",),
+      reads=("vcpu.arch.rax", "cpu.maxphyaddr"), writes=("vcpu.arch.exception", "svm.local.vmcb12_gpa"),
       reason="RAX holds the vmcb12 GPA: it must be page aligned and below MAXPHYADDR, "
              "and the fault must come with RIP still at VMRUN",
       manual=APM_VMRUN)
 def check_rax(ctx):
     """#GP unless RAX is a page-aligned legal GPA (page_address_valid)."""
     gpa = ctx.get("vcpu.arch.rax")
+    ctx.set("svm.local.vmcb12_gpa", gpa)           # vmcb12_gpa = kvm_rax_read(vcpu)
     if not x86.page_address_valid(gpa, ctx.get("cpu.maxphyaddr")):
         queue_exception(ctx, "#GP(0)")
         ctx.note(f"RAX={gpa:#x} is not a page-aligned legal GPA: #GP")
@@ -165,12 +166,12 @@ def check_rax(ctx):
 # --- nested_svm_copy_vmcb12_to_cache() ------------------------------------
 
 @step("svm.vmrun.map_vmcb12", "nested_svm_copy_vmcb12_to_cache", NESTED_C, "P2",
-      reads=("vcpu.arch.rax", "guest_memory"), writes=(),
+      reads=("svm.local.vmcb12_gpa", "guest_memory"), writes=(),
       reason="vmcb12 is read through a mapping of the GPA in RAX, on every VMRUN",
       manual=APM_VMRUN)
 def map_vmcb12(ctx):
     """kvm_vcpu_map() of the vmcb12 page; -EFAULT without memory behind it."""
-    gpa = ctx.get("vcpu.arch.rax")
+    gpa = ctx.get("svm.local.vmcb12_gpa")
     if not ctx.is_backed(gpa):
         ctx.note(f"no memory behind {gpa:#x}: kvm_vcpu_map() fails, -EFAULT")
         return "efault"
@@ -365,11 +366,11 @@ step("svm.vmrun.set_run_pending", "nested_svm_vmrun", NESTED_C, "P6",
 # --- enter_svm_guest_mode() -------------------------------------------------
 
 @step("svm.enter.set_vmcb12_gpa", "enter_svm_guest_mode", NESTED_C, "P7",
-      reads=("vcpu.arch.rax",), writes=("nested.vmcb12_gpa",),
+      reads=("svm.local.vmcb12_gpa",), writes=("nested.vmcb12_gpa",),
       reason="prepare_save compares it with last_vmcb12_gpa, and any #VMEXIT maps vmcb12 through it")
 def set_vmcb12_gpa(ctx):
     """svm->nested.vmcb12_gpa = the GPA VMRUN was given."""
-    ctx.set("nested.vmcb12_gpa", ctx.get("vcpu.arch.rax"))
+    ctx.set("nested.vmcb12_gpa", ctx.get("svm.local.vmcb12_gpa"))
     return None
 
 
@@ -689,12 +690,15 @@ def late_failure(ctx):
       reason="the CPU runs vmcb02; only after this first run is nested_run_pending cleared",
       manual=APM_VMRUN)
 def l2_vcpu_run(ctx):
-    """The CPU runs L2 from vmcb02 until L2 executes VMMCALL."""
+    """The CPU runs L2 from vmcb02 until L2 executes VMMCALL (or an SMI arrives)."""
     ctx.set("vcpu.arch.nested_run_pending", 0)
     ctx.remove_from("vcpu.requests", "KVM_REQ_MMU_SYNC", "KVM_REQ_TLB_FLUSH_CURRENT")
     if ctx.get("l2.exit") == "none":
         ctx.note("L2 is running; set l2.exit='VMMCALL' to follow it back to L1")
         return "running"
+    if ctx.get("l2.exit") == "SMI":
+        ctx.note("an SMI arrives while L2 runs")
+        return "smi"
     rip = ctx.get("vmcb02.save.rip")
     ctx.set("vmcb02.control.exit_code", defs.SVM_EXIT_VMMCALL)
     ctx.set("vmcb02.control.exit_info_1", 0)
@@ -903,3 +907,83 @@ step("svm.run.check_triple_fault", "vcpu_enter_guest", "arch/x86/kvm/x86.c", "P1
      reads=("vcpu.requests",), writes=("kvm_run.exit_reason", "vcpu.requests"),
      reason="before entering a guest KVM services its requests; a triple fault outside guest "
             "mode shuts the VM down")(check_triple_fault)
+
+
+# --- SMM: an SMI while L2 runs, then RSM back into L2 (svm_enter_smm, svm_leave_smm) ---
+
+SVM_SMM_SAVE = ("efer", "cr0", "cr3", "cr4", "rflags", "rip", "rsp", "rax")
+
+
+@step("svm.smm.enter_smm", "svm_enter_smm", SVM_C, "P15",
+      reads=("nested.vmcb12_gpa",),
+      writes=("smm.smram.svm_guest_flag", "smm.smram.vmcb12_gpa", "vmcb02.control.exit_code",
+              "vmcb02.control.exit_info_1", "vmcb02.control.exit_info_2"),
+      reason="SMM runs outside guest mode: KVM records L2's vmcb12 in SMRAM and leaves L2 with "
+             "a #VMEXIT (SVM_EXIT_SW)", manual="AMD APM vol. 2, 15.22 SMM Support")
+def enter_smm(ctx):
+    """Record guest mode and the vmcb12 GPA in SMRAM; exit code SVM_EXIT_SW."""
+    ctx.set("smm.smram.svm_guest_flag", 1)
+    ctx.set("smm.smram.vmcb12_gpa", ctx.get("nested.vmcb12_gpa"))
+    ctx.set("vmcb02.control.exit_code", defs.SVM_EXIT_SW)
+    ctx.set("vmcb02.control.exit_info_1", 0)
+    ctx.set("vmcb02.control.exit_info_2", 0)
+    return None
+
+
+@step("svm.smm.save_vmcb01", "svm_enter_smm", SVM_C, "P6",
+      reads=tuple(f"vmcb01.save.{r}" for r in SVM_SMM_SAVE),
+      writes=tuple(f"hsave.save.{r}" for r in SVM_SMM_SAVE),
+      reason="SMM will use vmcb01, so L1's VMRUN state is stashed in L1's HSAVE page")
+def save_vmcb01(ctx):
+    """Stash vmcb01's VMRUN state in the HSAVE page."""
+    for r in SVM_SMM_SAVE:
+        ctx.set(f"hsave.save.{r}", ctx.get(f"vmcb01.save.{r}"))
+    return None
+
+
+@step("svm.smm.handler", "(L1's SMI handler)", SVM_C, "P15",
+      reads=("smm.vmcb12_asid",), writes=("vmcb12.control.asid",),
+      reason="vmcb12 is ordinary guest memory: L1's SMM code may change it before RSM")
+def smm_handler(ctx):
+    """L1's SMM handler runs; it may rewrite vmcb12 (here: its ASID)."""
+    asid = ctx.get("smm.vmcb12_asid")
+    ctx.set("vmcb12.control.asid", asid)
+    ctx.note(f"the SMM handler leaves vmcb12.control.asid = {asid}")
+    return None
+
+
+@step("svm.smm.restore_vmcb01", "svm_leave_smm", SVM_C, "P6",
+      reads=tuple(f"hsave.save.{r}" for r in SVM_SMM_SAVE) + ("smm.smram.vmcb12_gpa",),
+      writes=tuple(f"vmcb01.save.{r}" for r in SVM_SMM_SAVE) + ("svm.local.vmcb12_gpa",),
+      reason="before re-entering L2, vmcb01 must hold L1's VMRUN state again: the nested MMU "
+             "and the intercept merge read it")
+def restore_vmcb01(ctx):
+    """RSM: restore vmcb01.save from HSAVE; take the vmcb12 GPA from SMRAM."""
+    for r in SVM_SMM_SAVE:
+        ctx.set(f"vmcb01.save.{r}", ctx.get(f"hsave.save.{r}"))
+    ctx.set("svm.local.vmcb12_gpa", ctx.get("smm.smram.vmcb12_gpa"))
+    return None
+
+
+for _sid, _action, _base in (("svm.smm.check_save", check_save, "svm.vmrun.check_save"),
+                             ("svm.smm.check_controls", check_controls, "svm.vmrun.check_controls")):
+    _b = STEPS[_base]
+    step(_sid, "nested_svm_check_cached_vmcb12", NESTED_C, _b.phase, reads=_b.reads, writes=_b.writes,
+         reason="svm_leave_smm() checks the re-read vmcb12 again (commit be5fa8737d42): RSM "
+                "does not enforce the control area", manual=_b.manual)(_action)
+
+
+@step("svm.smm.rsm_fails", "svm_leave_smm", SVM_C, "P15",
+      reads=(), writes=("vcpu.requests",),
+      reason="a vmcb12 that fails the checks cannot be re-entered: RSM fails and the vCPU "
+             "shuts down")
+def rsm_fails(ctx):
+    """svm_leave_smm() returns 1: RSM emulation fails, triple fault."""
+    ctx.add_to("vcpu.requests", "KVM_REQ_TRIPLE_FAULT")
+    return None
+
+
+step("svm.smm.set_run_pending", "svm_leave_smm", SVM_C, "P6",
+     reads=(), writes=("vcpu.arch.nested_run_pending",),
+     reason="on RSM the run is marked pending after entry, so vmcb12's next_rip is used as is"
+     )(set_run_pending(1))

@@ -1,7 +1,7 @@
 """nVMX: the model of KVM's nested VM entry and VM exit on Intel VMX."""
 
 from ..engine.machine import Machine
-from . import flows, invariants, scenarios, state, steps
+from . import flows, invariants, rules, scenarios, state, steps
 
 MACHINE = Machine(
     isa="vmx",
@@ -16,4 +16,5 @@ MACHINE = Machine(
     classify=state.classify,
     invariants=invariants.INVARIANTS,
     presets=scenarios.PRESETS,
+    rules=rules.RULES,
 )

@@ -1,0 +1,64 @@
+"""nVMX ordering rules (nvmx-flow.md section 6, D1-D14), with the steps they relate."""
+
+from __future__ import annotations
+
+from ..engine.rules import Rule
+
+C = "vmx/nested.c@1a27afa0"
+
+
+def _r(id, before, after, reason, source, symptom, confidence="V"):
+    return Rule(id, "vmx", tuple(before), tuple(after), reason, source, symptom, confidence)
+
+
+RULES = (
+    _r("D1", ["vmx.run.check_controls", "vmx.run.check_host_state"],
+       ["vmx.run.set_run_pending", "vmx.enter.snapshot_l1", "vmx.enter.switch_vmcs02"],
+       "a VMfail leaves L1's state unchanged except flags, RIP and the error field; the host "
+       "area is checked because every later failure loads it", f"nested_vmx_run() {C}; SDM 27.2",
+       "a VMfail after vmcs02 became current or after the run was marked pending"),
+    _r("D2", ["vmx.enter.snapshot_l1"], ["vmx.enter.switch_vmcs02", "vmx.prep.load_cr3.set_cr3"],
+       "the snapshots VMREAD vmcs01, and pre_vmenter_cr3 must be L1's CR3",
+       f"nested_vmx_enter_non_root_mode() {C}", "a late VMfail unwinds to L2's CR3"),
+    _r("D3", ["vmx.enter.switch_vmcs02"], ["vmx.enter.prepare_vmcs02_early", "vmx.enter.get_vmcs12_pages",
+                                           "vmx.prep.rflags"],
+       "they VMWRITE vmcs02 fields", f"prepare_vmcs02_early(), prepare_vmcs02() {C}",
+       "L2's controls are written into vmcs01", "I"),
+    _r("D4", ["vmx.enter.check_guest_state"], ["vmx.enter.enter_guest_mode", "vmx.prep.set_cr0_cr4",
+                                               "vmx.prep.set_efer"],
+       "most checks run before KVM starts loading L2 state, so a failure needs no "
+       "leave_guest_mode() and no TSC unwind", f"nested_vmx_enter_non_root_mode() {C}",
+       "a rejected guest state must be unwound from guest mode"),
+    _r("D5", ["vmx.enter.get_vmcs12_pages"], ["vmx.enter.check_guest_state"],
+       "an internal error (an unbacked APIC page) is reported before any VM exit is synthesized",
+       f"nested_vmx_enter_non_root_mode() {C}", "a VM exit, then an internal error", "I"),
+    _r("D6", ["vmx.enter.enter_guest_mode"], ["vmx.prep.tlb_flush", "vmx.prep.load_cr3.init_mmu",
+                                              "vmx.prep.load_cr3.new_pgd"],
+       "L2 roots carry the guest-mode role bit; the TLB requests apply to L2's context",
+       f"prepare_vmcs02(), kvm_init_mmu() {C}", "an L2 MMU role without the guest-mode bit"),
+    _r("D7", ["vmx.prep.ept_init_mmu_context"], ["vmx.prep.load_cr3.init_mmu", "vmx.prep.load_cr3.new_pgd"],
+       "with nested EPT, load_cr3 must find guest_mmu active: it builds the walker and skips "
+       "kvm_mmu_new_pgd()", f"nested_vmx_load_cr3(), nested_ept_init_mmu_context() {C}",
+       "root_mmu re-rooted at L2's CR3 although the EPTP is the root"),
+    _r("D8", ["vmx.prep.set_cr0_cr4", "vmx.prep.set_efer"],
+       ["vmx.prep.load_cr3.pdptrs", "vmx.prep.load_cr3.init_mmu"],
+       "is_pae_paging() and the MMU role need L2's CR0.PG, CR4.PAE and EFER.LMA",
+       f"nested_vmx_load_cr3() {C}", "PDPTEs read (or not) by L1's mode; an MMU role for L1's mode"),
+    _r("D9", ["vmx.prep.load_cr3.set_cr3"], ["vmx.prep.guest_cr3"],
+       "the GUEST_PDPTR writes apply only under EPT with PAE, decidable once EFER and CRs are set",
+       f"prepare_vmcs02() {C}", "PDPTRs written for the wrong paging mode"),
+    _r("D10", ["vmx.prep.rsp_rip", "vmx.prep.load_cr3.new_pgd"], ["vmx.enter.load_msr"],
+       "MSRs load after all guest state (SDM 27.4), in L2's context",
+       f"nested_vmx_enter_non_root_mode() {C}", "MSRs written with L1's state loaded", "I"),
+    _r("D11", ["vmx.exit.leave_guest_mode", "vmx.exit.switch_vmcs01"], ["vmx.host.efer", "vmx.host.cr0_cr4"],
+       "the exit runs in L1's context on vmcs01", f"__nested_vmx_vmexit() {C}",
+       "L1's host state written into vmcs02, or loaded in guest mode"),
+    _r("D13", ["vmx.exit.sync_vmcs02_to_vmcs12", "vmx.exit.prepare_vmcs12"],
+       ["vmx.exit.switch_vmcs01", "vmx.exit.drop_events"],
+       "they read vmcs02, and the events they record are dropped only after",
+       f"__nested_vmx_vmexit() {C}", "vmcs12 gets vmcs01's values; injected events are lost"),
+    _r("D14", ["vmx.host.ept_uninit_mmu_context", "vmx.host.cr0_cr4", "vmx.host.efer"],
+       ["vmx.host.load_cr3.pdptrs", "vmx.host.load_cr3.init_mmu"],
+       "L1's CR3 needs L1's MMU and paging mode, and vmx_set_cr0() consults EFER",
+       f"load_vmcs12_host_state() {C}", "L1 runs with an MMU role built for L2"),
+)
