@@ -1,0 +1,136 @@
+"""python -m nsvm_model: traces, comparisons and ordering checks from a shell.
+
+Errors (an unknown field, variant, step or rule) print one line naming it
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLES = """examples:
+  python -m nsvm_model trace --preset asid_zero
+  python -m nsvm_model trace --isa vmx --set vmcs12.host_tr_selector=0
+  python -m nsvm_model compare upstream v6-unified --svg v6.svg
+  python -m nsvm_model check-order v6-unified
+  python -m nsvm_model check-order --move svm.enter.enter_guest_mode --after svm.enter.init_mmu_context
+  python -m nsvm_model explain R18
+"""
+
+
+def _scenario(args):
+    import nsvm_model as nm
+    sc = nm.Scenario.preset(args.isa, args.preset)
+    changes = {}
+    for item in args.set or []:
+        path, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set: expected PATH=VALUE, got {item!r}")
+        changes[path.strip()] = value.strip()
+    return sc.with_fields(changes) if changes else sc
+
+
+def cmd_trace(args):
+    import nsvm_model as nm
+    from nsvm_model.text import format_trace
+    trace = nm.run(_scenario(args), args.variant)
+    print(format_trace(trace, max_changes=args.changes))
+    for v in trace.invariant_violations():
+        print(f"invariant {v}")
+
+
+def cmd_compare(args):
+    import nsvm_model as nm
+    sc = _scenario(args) if (args.preset_given or args.set) else None
+    r = nm.review(args.b, scenario=sc, baseline=args.a, isa=args.isa)
+    print(r.text(width=args.width))
+    if args.svg:
+        with open(args.svg, "w") as f:
+            f.write(r.svg())
+    if args.png:
+        with open(args.png, "wb") as f:
+            f.write(r.png())
+
+
+def cmd_check_order(args):
+    import nsvm_model as nm
+    if args.move:
+        if bool(args.before) == bool(args.after):
+            raise ValueError("check-order --move: give exactly one of --before or --after")
+        ordering = nm.move(args.move, before=args.before, after=args.after, variant=args.variant or "upstream")
+    elif args.variant:
+        ordering = args.variant
+    else:
+        raise ValueError("check-order: name a variant, or --move STEP --before/--after STEP")
+    found = nm.check_order(ordering)
+    if not found:
+        print("no ordering rule is broken")
+    for v in found:
+        print(f"{v.id}: {v.after} runs before {v.before}\n  because {v.reason}\n  symptom: {v.symptom}")
+
+
+def cmd_explain(args):
+    import nsvm_model as nm
+    print(nm.explain(args.rule))
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m nsvm_model", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Run KVM's nested VMRUN / VM-entry model from a shell.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def scenario_args(sp):
+        sp.add_argument("--isa", choices=["svm", "vmx"], default="svm")
+        sp.add_argument("--preset", default=None, help="a named scenario (default: the ISA default)")
+        sp.add_argument("--set", action="append", metavar="PATH=VALUE",
+                        help="change a field, e.g. vmcb12.control.asid=0 or vmcb12.save.efer='EFER_SVME|EFER_LME'")
+
+    t = sub.add_parser("trace", help="every step of one run", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    scenario_args(t)
+    t.add_argument("--variant", default="upstream")
+    t.add_argument("--changes", type=int, default=4, help="field changes shown per step")
+    t.set_defaults(func=cmd_trace)
+
+    c = sub.add_parser("compare", help="two orderings side by side, 72 columns", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("a", help="baseline variant, e.g. upstream")
+    c.add_argument("b", help="variant to compare, e.g. v6-unified")
+    scenario_args(c)
+    c.add_argument("--width", type=int, default=72)
+    c.add_argument("--svg", help="also write a diagram as SVG")
+    c.add_argument("--png", help="also write a diagram as PNG")
+    c.set_defaults(func=cmd_compare)
+
+    o = sub.add_parser("check-order", help="the ordering rules a variant or an edit breaks", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    o.add_argument("variant", nargs="?")
+    o.add_argument("--move", metavar="STEP")
+    o.add_argument("--before", metavar="STEP")
+    o.add_argument("--after", metavar="STEP")
+    o.set_defaults(func=cmd_check_order)
+
+    e = sub.add_parser("explain", help="one ordering rule: why, where, what breaks", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("rule")
+    e.set_defaults(func=cmd_explain)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if hasattr(args, "preset"):
+        args.preset_given = args.preset is not None
+        args.preset = args.preset or "default"
+    try:
+        args.func(args)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
