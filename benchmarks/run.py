@@ -37,7 +37,8 @@ def timed(fn, n):
 
 def bench_model():
     for isa_name, preset in (("svm", "round_trip"), ("svm", "default"), ("svm", "asid_zero"),
-                             ("svm", "msrpm_unbacked")):
+                             ("svm", "msrpm_unbacked"), ("vmx", "round_trip"), ("vmx", "default"),
+                             ("vmx", "vpid_zero")):
         sc = nm.Scenario.preset(isa_name, preset)
         nm.run(sc)
         med, p95 = timed(lambda: nm.run(sc), 300)

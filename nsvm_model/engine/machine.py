@@ -72,7 +72,7 @@ class Machine:
         return self._record(scenario, flow, MappingProxyType(state0), state0, (("main", 0),), ())
 
     def resume(self, trace: Trace, state: Mapping, pos, prefix) -> Trace:
-        flow = self.flow(trace.variant)
+        flow = trace.flow or self.flow(trace.variant)
         return self._record(trace.scenario, flow, trace.initial, state, pos, tuple(prefix))
 
     def _record(self, scenario, flow, initial, state, pos, prefix) -> Trace:
@@ -80,7 +80,7 @@ class Machine:
                               self.derive, self.derive_inputs, pos, prefix)
         final = steps[-1].state if steps else initial
         outcome, failure = self.classify(end, final)
-        return Trace(self.isa, flow.name, scenario, initial, steps, outcome, failure, self)
+        return Trace(self.isa, flow.name, scenario, initial, steps, outcome, failure, self, flow)
 
     # -- checking ---------------------------------------------------------
     def check_invariants(self, trace: Trace) -> List[Violation]:

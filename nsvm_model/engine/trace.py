@@ -107,6 +107,7 @@ class Trace:
     outcome: str
     failure: Optional[str]               # "early" / "late" for a failed VMRUN
     machine: object = field(repr=False, compare=False, default=None)
+    flow: Optional[Flow] = field(repr=False, compare=False, default=None)   # the ordering that ran
 
     @property
     def final(self) -> Mapping:

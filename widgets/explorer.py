@@ -1,0 +1,303 @@
+"""ipywidgets views over traces.  They show what the model computed; nothing here decides
+anything about KVM.
+
+Stepping is client-side: every step's frame is rendered once into a Stack, and the
+Play button, the slider and the Stack are tied with jslink, so stepping is instant
+and keeps working in an exported page with no kernel.  The step trait is also
+linked in the kernel, so ``ex.step = 5`` moves every panel from Python.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import ipywidgets as W
+import traitlets
+
+import nsvm_model as nm
+from nsvm_model.engine.scenario import Scenario
+from nsvm_model.engine.trace import Flow, Trace
+
+from . import render
+from .style import CSS
+
+KERNEL_NOTE = ("Stepping (slider, Play, ←/→ on the focused slider) works in an exported page too; "
+               "the buttons, the jump list and the what-if panel need a running kernel.")
+
+
+def as_trace(source, variant="upstream") -> Trace:
+    if isinstance(source, Trace):
+        return source
+    if isinstance(source, Scenario):
+        return nm.run(source, variant)
+    raise TypeError(f"expected a Scenario or a Trace, got {type(source).__name__}")
+
+
+def flow_of(trace: Trace) -> Flow:
+    return trace.flow or nm.machine_for(trace.isa).flow(trace.variant)
+
+
+class FrameView(W.VBox):
+    """One HTML frame per step in a Stack; `step` selects the frame."""
+
+    step = traitlets.Int(0)
+
+    def __init__(self, trace: Trace, draw: Callable[[Trace, int], str], with_defs: bool = True, **kw):
+        self._draw = draw
+        self._with_defs = with_defs
+        self.defs = W.HTML()
+        self.stack = W.Stack()
+        super().__init__([self.defs, self.stack], **kw)
+        self.load(trace)
+        traitlets.link((self, "step"), (self.stack, "selected_index"))
+
+    def load(self, trace: Trace) -> None:
+        self.trace = trace
+        flow = flow_of(trace)
+        self.defs.value = CSS + (render.defs(trace, flow) if self._with_defs else "")
+        step = min(self.step, len(trace.steps) - 1)
+        self.stack.children = [W.HTML(self._draw(trace, i)) for i in range(len(trace.steps))]
+        self.stack.selected_index = step
+        self.step = step
+
+    def frame_html(self, i: Optional[int] = None) -> str:
+        return self.stack.children[self.step if i is None else i].value
+
+
+class Stepper(W.VBox):
+    """First/Previous/Next/Last, a slider, Play with a speed control, a jump list, and the frames."""
+
+    step = traitlets.Int(0)
+
+    def __init__(self, trace: Trace, draw: Callable[[Trace, int], str] = None, **kw):
+        draw = draw or (lambda t, i: render.frame(t, flow_of(t), i))
+        self.view = FrameView(trace, draw)
+        b = lambda text, tip: W.Button(description=text, tooltip=tip, layout=W.Layout(width="auto"))
+        self.first, self.prev = b("⏮ First", "first step"), b("◀ Previous", "previous step")
+        self.next, self.last = b("Next ▶", "next step"), b("Last ⏭", "last step")
+        self.slider = W.IntSlider(min=0, description="step", continuous_update=True,
+                                  layout=W.Layout(width="420px"))
+        self.play = W.Play(min=0, interval=700, description="Play", tooltip="play the steps")
+        self.speed = W.IntSlider(value=700, min=100, max=2000, step=100, description="ms/step",
+                                 layout=W.Layout(width="260px"))
+        self.jump = W.Dropdown(description="jump to", layout=W.Layout(width="520px"))
+        self.note = W.HTML(f'<div class="nv-legend">{KERNEL_NOTE}</div>')
+        W.jslink((self.play, "value"), (self.slider, "value"))
+        W.jslink((self.slider, "value"), (self.view.stack, "selected_index"))
+        W.jslink((self.speed, "value"), (self.play, "interval"))
+        traitlets.link((self, "step"), (self.slider, "value"))
+        traitlets.link((self, "step"), (self.view, "step"))
+        self.first.on_click(lambda _: self._go(0))
+        self.prev.on_click(lambda _: self._go(self.step - 1))
+        self.next.on_click(lambda _: self._go(self.step + 1))
+        self.last.on_click(lambda _: self._go(len(self.view.trace.steps) - 1))
+        self.jump.observe(self._on_jump, "value")
+        self.observe(self._on_step, "step")
+        controls = W.HBox([self.first, self.prev, self.next, self.last, self.play, self.slider])
+        super().__init__([controls, W.HBox([self.jump, self.speed]), self.note, self.view], **kw)
+        self.load(trace)
+
+    @property
+    def trace(self) -> Trace:
+        return self.view.trace
+
+    def load(self, trace: Trace) -> None:
+        """Show another trace (a what-if run); the step stays where it was if it still exists."""
+        n = len(trace.steps)
+        step = min(self.step, n - 1)
+        self.view.load(trace)
+        self.slider.max = self.play.max = n - 1
+        self.jump.options = [(f"{i + 1}. {s.id} · {s.function}()", i) for i, s in enumerate(trace.steps)]
+        self.step = step
+        self.jump.value = step
+        self.view.step = step
+
+    def _go(self, i: int) -> None:
+        self.step = max(0, min(i, len(self.trace.steps) - 1))
+
+    def _on_jump(self, change) -> None:
+        if change["new"] is not None:
+            self.step = change["new"]
+
+    def _on_step(self, change) -> None:
+        if self.jump.value != change["new"]:
+            self.jump.value = change["new"]
+
+
+class WhatIf(W.VBox):
+    """Preset, any field, a variant or a moved step: run again and list what breaks."""
+
+    def __init__(self, explorer: "VmrunExplorer"):
+        self.explorer = explorer
+        isa = explorer.trace.isa
+        self.isa = isa
+        self.scenario = explorer.trace.scenario
+        self.preset = W.Dropdown(options=list(Scenario.presets(isa)), description="preset",
+                                 value=self.scenario.name if self.scenario.name in Scenario.presets(isa) else None)
+        self.field = W.Combobox(options=sorted(Scenario.preset(isa, "default").fields), placeholder="field path",
+                                description="field", ensure_option=False, layout=W.Layout(width="420px"))
+        self.value = W.Text(placeholder="0x1d01, 4096 or EFER_SVME|EFER_LME", description="value",
+                            layout=W.Layout(width="360px"))
+        self.apply = W.Button(description="Set field and run", button_style="primary")
+        self.variant = W.Dropdown(options=nm.variants(isa), description="variant",
+                                  value=explorer.trace.variant if explorer.trace.variant in nm.variants(isa)
+                                  else "upstream")
+        steps = nm.steps(isa)
+        calls = sorted({e for f in nm.machine_for(isa).flows.values() for seq in f.sequences.values()
+                        for e in seq if e.startswith("call:")})
+        movable = sorted(steps) + calls
+        self.move_step = W.Dropdown(options=movable, description="move", layout=W.Layout(width="420px"))
+        self.where = W.ToggleButtons(options=["before", "after"], value="before")
+        self.anchor = W.Dropdown(options=movable, description="", layout=W.Layout(width="420px"))
+        self.move = W.Button(description="Move and run")
+        self.reset = W.Button(description="Back to upstream")
+        self.status = W.HTML()
+        self.broken = W.HTML()
+        self.apply.on_click(lambda _: self._run(field=True))
+        self.move.on_click(lambda _: self._run(move=True))
+        self.reset.on_click(lambda _: self._reset())
+        self.preset.observe(lambda c: self._run(preset=c["new"]), "value")
+        self.variant.observe(lambda c: self._run(), "value")
+        super().__init__([
+            W.HTML("<b>What if?</b> Change the scenario or the order, the trace runs again."),
+            W.HBox([self.preset, self.variant, self.reset]),
+            W.HBox([self.field, self.value, self.apply]),
+            W.HBox([self.move_step, self.where, self.anchor, self.move]),
+            self.status, self.broken])
+        self._flow = None
+        self.show_broken(explorer.trace)
+
+    def _run(self, field=False, move=False, preset=None):
+        """Build the new scenario or ordering; on bad input keep the last good trace and say why."""
+        try:
+            scenario = self.scenario
+            if preset:
+                scenario = Scenario.preset(self.isa, preset)
+            if field:
+                if not self.field.value:
+                    raise ValueError("field: choose a field path (start typing, e.g. vmcb12.control.asid)")
+                scenario = scenario.with_fields({self.field.value.strip(): self.value.value.strip()})
+            flow = nm.machine_for(self.isa).flow(self.variant.value)
+            if move:
+                flow = flow.moved(self.move_step.value, **{self.where.value: self.anchor.value})
+            elif self._flow is not None and not preset and not field:
+                self._flow = None
+            elif self._flow is not None:
+                flow = self._flow
+            trace = nm.run(scenario, flow)
+        except (ValueError, TypeError) as exc:
+            self.status.value = f'<div class="nv-error">✗ {render.esc(str(exc))} (the last good trace stays)</div>'
+            return
+        self.scenario = scenario
+        self._flow = flow if move else self._flow
+        self.status.value = (f'<div>✓ ran <code>{render.esc(flow.name)}</code> on '
+                             f'<code>{render.esc(scenario.name)}</code>: {len(trace.steps)} steps, outcome '
+                             f'<b>{render.esc(trace.outcome)}</b></div>')
+        self.explorer.load(trace)
+        self.show_broken(trace, flow)
+
+    def _reset(self):
+        self._flow = None
+        self.variant.value = "upstream"
+        self._run()
+
+    def show_broken(self, trace, flow=None):
+        rules = nm.check_order(flow or flow_of(trace), scenario=trace.scenario)
+        self.broken.value = render.broken_list(trace, rules)
+
+
+class VmrunExplorer(W.VBox):
+    """The whole explorer in one widget: stepper, step card, VMCB panel, timeline, flow, what-if."""
+
+    step = traitlets.Int(0)
+
+    def __init__(self, source, variant: str = "upstream", whatif: bool = True, presenter: bool = False):
+        trace = as_trace(source, variant)
+        self.stepper = Stepper(trace)
+        traitlets.link((self, "step"), (self.stepper, "step"))
+        self.presenter = W.ToggleButton(value=presenter, description="Presenter mode",
+                                        tooltip="larger text and diagrams for a projector")
+        self.all_fields = W.Checkbox(value=False, description="show every field")
+        self.presenter.observe(self._on_presenter, "value")
+        self.all_fields.observe(lambda c: self.load(self.trace), "value")
+        self.header = W.HTML()
+        self.whatif = WhatIf(self) if whatif else None
+        parts = [self.header, W.HBox([self.presenter, self.all_fields]), self.stepper]
+        if self.whatif:
+            parts.append(self.whatif)
+        super().__init__(parts)
+        self.add_class("nv-root")
+        self._set_header(trace)
+        self._on_presenter({"new": presenter})
+
+    @property
+    def trace(self) -> Trace:
+        return self.stepper.trace
+
+    def load(self, trace: Trace) -> None:
+        show_all = self.all_fields.value
+        self.stepper.view._draw = lambda t, i: render.frame(t, flow_of(t), i, show_all)
+        self.stepper.load(trace)
+        self._set_header(trace)
+
+    def _set_header(self, trace):
+        self.header.value = (f'{CSS}<div class="nv-banner"><b>{trace.isa.upper()} · {render.esc(str(trace.variant))} · '
+                             f'scenario {render.esc(trace.scenario.name)}</b>: {render.esc(trace.scenario.description)}'
+                             f' → <b>{render.esc(trace.outcome)}</b> in {len(trace.steps)} steps</div>')
+
+    def _on_presenter(self, change):
+        if change["new"]:
+            self.add_class("nv-presenter")
+        else:
+            self.remove_class("nv-presenter")
+
+
+def VmcbPanel(trace: Trace, show_all: bool = False) -> FrameView:
+    """The VMCBs/VMCSs and the vCPU alone, one frame per step."""
+    return FrameView(trace, lambda t, i: render.LEGEND + render.vmcb_panel(t, i, show_all) + render.vcpu_table(t, i),
+                     with_defs=False)
+
+
+def Timeline(trace: Trace) -> FrameView:
+    """CR3, MMU, guest mode, GIF and the current VMCB over the steps, the step marked."""
+    return FrameView(trace, lambda t, i: render.timeline_marker(t, i))
+
+
+def FlowDiagram(trace: Trace) -> FrameView:
+    """The flow laid out once with Graphviz, the current step outlined."""
+    return FrameView(trace, lambda t, i: render.diagram_marker(t, flow_of(t), i))
+
+
+class SideBySide(W.VBox):
+    """An nSVM and an nVMX stepper kept at the same phase (nm.align)."""
+
+    def __init__(self, svm_source, vmx_source):
+        svm, vmx = as_trace(svm_source), as_trace(vmx_source)
+        self.alignment = nm.align(svm, vmx)
+        draw = lambda t, i: render.step_card(t, i) + render.vmcb_panel(t, i) + render.vcpu_table(t, i)
+        self.svm, self.vmx = Stepper(svm, draw), Stepper(vmx, draw)
+        self.phase = W.HTML()
+        self._syncing = False
+        self.svm.observe(lambda c: self._follow("svm", c["new"]), "step")
+        self.vmx.observe(lambda c: self._follow("vmx", c["new"]), "step")
+        super().__init__([W.HTML(CSS), self.phase, W.HBox([self.svm, self.vmx])])
+        self.add_class("nv-root")
+        self._follow("svm", 0)
+
+    def _follow(self, isa: str, index: int) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            other = self.vmx if isa == "svm" else self.svm
+            partner = self.alignment.partner(isa, index)
+            if partner is not None:
+                other.step = partner
+            phase = (self.svm.trace if isa == "svm" else self.vmx.trace).steps[index].phase
+            row = self.alignment.row(phase)
+            mark = lambda failed: " <b class='nv-error'>✗ fails here</b>" if failed else ""
+            self.phase.value = (f'<div class="nv-banner"><span class="nv-phase">{phase} {render.esc(row.title)}</span>'
+                                f'<br>nSVM: {render.esc(row.svm_failure_mode)}{mark(row.svm_failed_here)}'
+                                f'<br>nVMX: {render.esc(row.vmx_failure_mode)}{mark(row.vmx_failed_here)}</div>')
+        finally:
+            self._syncing = False

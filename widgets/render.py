@@ -1,0 +1,480 @@
+"""Trace -> HTML/SVG.  Views only: every value shown comes from the trace.
+
+Per step, a frame holds the step card, the VMCB/VMCS panel, the vCPU table,
+and two tiny SVGs that <use> the timeline and the flow diagram drawn once
+per trace and per flow (defs()), with the current step marked on top.  So
+stepping swaps small frames, never re-runs matplotlib or dot, and works in
+an exported page with no kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import nsvm_model as nm
+from nsvm_model.phases import PHASES
+from nsvm_model.text import show_value
+
+from .style import BROKEN, CURRENT, OKABE_ITO, POINTER_GLYPH, READ_GLYPH, WRITE_GLYPH
+
+esc = html.escape
+
+# --- which structures each ISA's panel shows (view configuration) -------------
+
+PANELS = {
+    "svm": {
+        "pointer": ("svm.current_vmcb", "svm->vmcb"),
+        "columns": (("vmcb01", "vmcb01.{g}.{f}"), ("vmcb02", "vmcb02.{g}.{f}"),
+                    ("vmcb12", "vmcb12.{g}.{f}"), ("cached vmcb12", "nested.{c}.{f}")),
+        "groups": (("control", "ctl"), ("save", "save")),
+        "always": ("control.intercepts", "control.asid", "control.int_ctl", "control.msrpm_base_pa",
+                   "control.exit_code", "control.event_inj", "save.efer", "save.cr0", "save.cr3", "save.cr4",
+                   "save.rip"),
+    },
+    "vmx": {
+        "pointer": ("vmx.current_vmcs", "vmx->loaded_vmcs"),
+        "columns": (("vmcs01", "vmcs01.{f}"), ("vmcs02", "vmcs02.{f}"), ("vmcs12", "vmcs12.{f}")),
+        "groups": (("controls", None), ("guest state", "guest_"), ("host state", "host_"),
+                   ("exit information", None)),
+        "always": ("pin_based_vm_exec_control", "cpu_based_vm_exec_control", "secondary_vm_exec_control",
+                   "vm_entry_controls", "vm_exit_controls", "guest_cr0", "guest_cr3", "guest_cr4", "guest_rip",
+                   "host_cr3", "host_rip", "vm_instruction_error", "vm_exit_reason", "exit_qualification"),
+    },
+}
+EXIT_INFO = ("vm_instruction_error", "vm_exit_reason", "exit_qualification", "launch_state")
+
+VCPU_ROWS = {
+    "svm": ("svm.current_vmcb", "vcpu.guest_mode", "vcpu.gif", "svm.gif_location", "vcpu.rip", "vcpu.arch.cr0",
+            "vcpu.arch.cr3", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.arch.mmu", "vcpu.arch.root_mmu.cpu_role",
+            "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.pgd", "vcpu.arch.guest_mmu.cpu_role",
+            "vcpu.arch.guest_mmu.root_role.guest_mode", "vcpu.arch.guest_mmu.pgd", "vcpu.arch.pdptrs_status",
+            "vcpu.arch.nested_run_pending", "vcpu.arch.tsc_offset", "vcpu.arch.exception", "vcpu.requests",
+            "kvm_run.exit_reason"),
+    "vmx": ("vmx.current_vmcs", "vcpu.guest_mode", "vcpu.rip", "vcpu.arch.rflags", "vcpu.arch.cr0",
+            "vcpu.arch.cr3", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.arch.mmu", "vcpu.arch.root_mmu.cpu_role",
+            "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.pgd", "vcpu.arch.guest_mmu.cpu_role",
+            "vcpu.arch.guest_mmu.root_role.guest_mode", "vcpu.arch.guest_mmu.pgd", "vcpu.arch.pdptrs_status",
+            "vmx.nested.pre_vmenter_cr3", "vcpu.arch.nested_run_pending", "vcpu.arch.tsc_offset",
+            "vcpu.arch.exception", "vcpu.requests", "kvm_run.exit_reason"),
+}
+
+
+def _vmx_group(field: str) -> str:
+    if field in EXIT_INFO:
+        return "exit information"
+    if field.startswith("guest_"):
+        return "guest state"
+    if field.startswith("host_"):
+        return "host state"
+    return "controls"
+
+
+_PANEL_ROWS: Dict[tuple, tuple] = {}
+
+
+def panel_rows(trace, show_all: bool = False) -> List[Tuple[str, str]]:
+    """(group, field) rows: the fields the trace touches in any column, plus a few always shown."""
+    key = (id(trace), show_all)
+    hit = _PANEL_ROWS.get(key)
+    if hit and hit[0] is trace:
+        return hit[1]
+    if len(_PANEL_ROWS) > 32:
+        _PANEL_ROWS.clear()
+    rows = _panel_rows(trace, show_all)
+    _PANEL_ROWS[key] = (trace, rows)
+    return rows
+
+
+def _panel_rows(trace, show_all):
+    cfg = PANELS[trace.isa]
+    touched = set()
+    for s in trace.steps:
+        for path in s.written + s.read:
+            touched.add(path)
+    rows = []
+    for group, field in _candidate_rows(trace):
+        paths = _cell_paths(trace.isa, group, field)
+        if show_all or field in cfg["always"] or f"{group}.{field}" in cfg["always"] or touched & set(paths):
+            rows.append((group, field))
+    return rows
+
+
+_ROWS: Dict[str, tuple] = {}
+
+
+def _all_rows(isa: str, keys: frozenset) -> Tuple[Tuple[str, str], ...]:
+    rows = []
+    if isa == "svm":
+        for group, cached in PANELS["svm"]["groups"]:
+            fields = sorted({k.split(".", 2)[2] for k in keys if k.startswith(f"vmcb12.{group}.")}
+                            | {k.split(".", 2)[2] for k in keys if k.startswith(f"vmcb01.{group}.")})
+            rows += [(group, f) for f in fields]
+    else:
+        fields = sorted({k.split(".", 1)[1] for k in keys if k.startswith(("vmcs12.", "vmcs01."))
+                         and k.count(".") == 1})
+        order = [g for g, _ in PANELS["vmx"]["groups"]]
+        rows = sorted(((_vmx_group(f), f) for f in fields), key=lambda r: (order.index(r[0]), r[1]))
+    return tuple(rows)
+
+
+def _candidate_rows(trace):
+    if trace.isa not in _ROWS:
+        _ROWS[trace.isa] = _all_rows(trace.isa, frozenset(trace.initial))
+    return _ROWS[trace.isa]
+
+
+def _cell_paths(isa: str, group: str, field: str) -> List[Optional[str]]:
+    out = []
+    for _, pattern in PANELS[isa]["columns"]:
+        if isa == "svm":
+            cached = dict(PANELS["svm"]["groups"])[group]
+            out.append(pattern.format(g=group, c=cached, f=field))
+        else:
+            out.append(pattern.format(f=field))
+    return out
+
+
+def _cell(state, path, written, read, current_col) -> str:
+    if path is None or path not in state:
+        return f'<td class="{"nv-current-col" if current_col else ""}"></td>'
+    classes = []
+    glyph = ""
+    if path in written:
+        classes.append("nv-w")
+        glyph = WRITE_GLYPH + " "
+    elif path in read:
+        classes.append("nv-r")
+        glyph = READ_GLYPH + " "
+    if current_col:
+        classes.append("nv-current-col")
+    return (f'<td class="{" ".join(classes)}" data-path="{esc(path)}" title="{esc(path)}">'
+            f'{glyph}{esc(show_value(state[path]))}</td>')
+
+
+def vmcb_panel(trace, i: int, show_all: bool = False) -> str:
+    """The VMCBs (or VMCSs) side by side after step i, this step's writes and reads marked."""
+    cfg = PANELS[trace.isa]
+    step = trace.steps[i] if i >= 0 else None
+    state = trace.state_at(i)
+    written = set(step.written) if step else set()
+    read = set(step.read) if step else set()
+    pointer_path, pointer_name = cfg["pointer"]
+    current = state[pointer_path]
+    heads = []
+    for label, _ in cfg["columns"]:
+        is_cur = label == current
+        ptr = f' <span class="nv-ptr">{POINTER_GLYPH} {pointer_name}</span>' if is_cur else ""
+        heads.append(f'<th class="{"nv-current" if is_cur else ""}">{esc(label)}{ptr}</th>')
+    out = ['<div class="nv-panels">']
+    for group in dict.fromkeys(g for g, _ in panel_rows(trace, show_all)):
+        rows = [f for g, f in panel_rows(trace, show_all) if g == group]
+        body = []
+        for field in rows:
+            cells = [_cell(state, p, written, read, label == current)
+                     for (label, _), p in zip(cfg["columns"], _cell_paths(trace.isa, group, field))]
+            body.append(f"<tr><th>{esc(field)}</th>{''.join(cells)}</tr>")
+        out.append(f'<details open><summary>{esc(group)}</summary><table class="nv-tbl">'
+                   f'<tr><th></th>{"".join(heads)}</tr>{"".join(body)}</table></details>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def vcpu_table(trace, i: int) -> str:
+    step = trace.steps[i] if i >= 0 else None
+    state = trace.state_at(i)
+    written = set(step.written) if step else set()
+    read = set(step.read) if step else set()
+    rows = [f"<tr><th>{esc(p)}</th>{_cell(state, p, written, read, False)}</tr>"
+            for p in VCPU_ROWS[trace.isa] if p in state]
+    return f'<details open><summary>vCPU</summary><table class="nv-tbl">{"".join(rows)}</table></details>'
+
+
+def step_card(trace, i: int) -> str:
+    n = len(trace.steps)
+    if i < 0:
+        return (f'<div class="nv-card"><h3>Before the first step</h3><div class="nv-meta">'
+                f'{esc(trace.isa.upper())} {esc(trace.variant)} on scenario {esc(trace.scenario.name)}: '
+                f'{n} steps, outcome {esc(trace.outcome)}</div></div>')
+    s = trace.steps[i]
+    phase_title = PHASES[s.phase][0]
+    notes = "".join(f'<div class="nv-note">→ {esc(note)}</div>' for note in s.notes)
+    end = ""
+    if i == n - 1:
+        end = (f'<div class="nv-note"><b>Outcome: {esc(trace.outcome)}'
+               f'{" (" + esc(trace.failure) + ")" if trace.failure else ""}</b></div>')
+    label = f' <span class="nv-fail">→ {esc(s.label)}</span>' if s.label else ""
+    url, _, _ = s.source.partition(" (")
+    manual = f' · {esc(s.manual)}' if s.manual else ""
+    return (f'<div class="nv-card" data-step="{i}" data-step-id="{esc(s.id)}">'
+            f'<h3>Step {i + 1}/{n}: {esc(s.title)}{label}</h3>'
+            f'<div class="nv-meta"><span class="nv-phase">{esc(s.phase)} {esc(phase_title)}</span> · '
+            f'<a href="{esc(url)}" target="_blank" rel="noopener"><code>{esc(s.function)}()</code></a> '
+            f'in {esc(s.step.file)} @ {nm.KERNEL_COMMIT[:12]}{manual} · id <code>{esc(s.id)}</code></div>'
+            f'<div class="nv-note"><i>Why here:</i> {esc(s.reason)}</div>{notes}{end}</div>')
+
+
+LEGEND = (f'<div class="nv-legend"><span class="nv-w">{WRITE_GLYPH} written by this step</span> '
+          f'<span class="nv-r">{READ_GLYPH} read by this step</span> '
+          f'<span class="nv-ptr">{POINTER_GLYPH}</span> the current VMCB/VMCS</div>')
+
+
+# --- the timeline (matplotlib, once per trace) -----------------------------------
+
+TIMELINE_ROWS = {
+    "svm": (("CR3", "vcpu.arch.cr3"), ("MMU", "vcpu.arch.mmu"), ("guest mode", "vcpu.guest_mode"),
+            ("GIF", "vcpu.gif"), ("current", "svm.current_vmcb")),
+    "vmx": (("CR3", "vcpu.arch.cr3"), ("MMU", "vcpu.arch.mmu"), ("guest mode", "vcpu.guest_mode"),
+            ("current", "vmx.current_vmcs")),
+}
+PALETTE = [OKABE_ITO[c] for c in ("sky", "orange", "green", "purple", "yellow", "blue", "vermillion", "grey")]
+
+
+def _cr3_label(trace, value) -> str:
+    s0 = trace.initial
+    names = []
+    if value == s0["vcpu.arch.cr3"]:
+        names.append("L1 CR3")
+    l2 = s0.get("vmcb12.save.cr3", s0.get("vmcs12.guest_cr3"))
+    if value == l2:
+        names.append("L2 CR3")
+    return f"{' = '.join(names) or 'CR3'} {value:#x}"
+
+
+def _value_label(trace, path, value) -> str:
+    if path == "vcpu.arch.cr3":
+        return _cr3_label(trace, value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+_TIMELINES: Dict[int, tuple] = {}
+
+
+def timeline_svg(trace) -> Tuple[str, float, float, float, float]:
+    """(svg, width_pt, height_pt, x0_pt, x1_pt): the rows drawn over the step axis, made once per trace."""
+    hit = _TIMELINES.get(id(trace))
+    if hit and hit[0] is trace:
+        return hit[1]
+    if len(_TIMELINES) > 16:
+        _TIMELINES.clear()
+    result = _draw_timeline(trace)
+    _TIMELINES[id(trace)] = (trace, result)
+    return result
+
+
+def _segments(states, path):
+    """(start, length, value) runs of equal values along the steps."""
+    runs, start = [], 0
+    for k in range(1, len(states) + 1):
+        if k < len(states) and states[k][path] == states[start][path]:
+            continue
+        runs.append((start, k - start, states[start][path]))
+        start = k
+    return runs
+
+
+def _draw_timeline(trace):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from io import StringIO
+
+    rows = TIMELINE_ROWS[trace.isa]
+    n = len(trace.steps)
+    states = [trace.initial] + [s.state for s in trace.steps]
+    plt.rcParams["svg.fonttype"] = "none"
+    fig, ax = plt.subplots(figsize=(9.5, 0.42 * len(rows) + 0.7), dpi=72)
+    try:
+        for r, (title, path) in enumerate(rows):
+            y = len(rows) - 1 - r
+            colors = {}
+            for start, length, value in _segments(states, path):
+                colors.setdefault(value, PALETTE[len(colors) % len(PALETTE)])
+            for value, color in colors.items():
+                spans = [(start - 0.5, length) for start, length, v in _segments(states, path) if v == value]
+                ax.broken_barh(spans, (y - 0.35, 0.7), facecolors=color, edgecolors="white")
+            for start, length, value in _segments(states, path):
+                if length >= 2 or start == 0:
+                    ax.text(start - 0.35, y, _value_label(trace, path, value), va="center", fontsize=8,
+                            color="black", clip_on=True)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([t for t, _ in reversed(rows)], fontsize=9)
+        ax.set_xlim(-0.5, n + 0.5)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.set_xlabel("step (0 = before the first step)", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        fig.subplots_adjust(left=0.1, right=0.99, top=0.97, bottom=0.62 / (0.42 * len(rows) + 0.7))
+        buf = StringIO()
+        fig.savefig(buf, format="svg")
+        w_in, h_in = fig.get_size_inches()
+        box = ax.get_position()
+        width, height = w_in * 72, h_in * 72
+        return buf.getvalue(), width, height, box.x0 * width, box.x1 * width
+    finally:
+        plt.close(fig)
+
+
+def _symbol(svg: str, symbol_id: str) -> str:
+    """Turn a whole <svg> document into a <symbol> another SVG can <use>."""
+    body = re.sub(r"^.*?<svg\b[^>]*>", "", svg, count=1, flags=re.S)
+    body = re.sub(r"</svg>\s*$", "", body.strip())
+    view = re.search(r'viewBox="([^"]+)"', svg)
+    return f'<symbol id="{symbol_id}" viewBox="{view.group(1) if view else ""}">{body}</symbol>'
+
+
+def _uid(*parts) -> str:
+    return "nv" + hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:10]
+
+
+def timeline_id(trace) -> str:
+    return _uid("tl", trace.isa, trace.variant, trace.scenario.name, id(trace))
+
+
+def timeline_marker(trace, i: int) -> str:
+    svg, w, h, x0, x1 = timeline_svg(trace)
+    n = len(trace.steps)
+    x = x0 + (i + 1.5) / (n + 1) * (x1 - x0)
+    return (f'<svg class="nv-tl" viewBox="0 0 {w:.1f} {h:.1f}" width="{w:.0f}" height="{h:.0f}">'
+            f'<use href="#{timeline_id(trace)}"/>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="4" y2="{h - 22:.1f}" stroke="{BROKEN}" stroke-width="2.5"/>'
+            f'<text x="{x + 3:.1f}" y="12" font-size="10" fill="{BROKEN}">▼ step {i + 1}</text></svg>')
+
+
+# --- the flow diagram (graphviz, once per flow) ------------------------------------
+
+def _node(seq: str, idx: int) -> str:
+    return f"{seq}@{idx}"
+
+
+class DotMissing(RuntimeError):
+    pass
+
+
+INSTALL_DOT = ("The flow diagram needs Graphviz's <code>dot</code> program: "
+               "<code>sudo apt-get install graphviz</code> (Debian/Ubuntu), <code>brew install graphviz</code> "
+               "(macOS) or <code>conda install -c conda-forge graphviz</code>. Everything else works without it.")
+
+
+_LAYOUTS: Dict[str, tuple] = {}
+
+
+def flow_layout(flow) -> Tuple[str, Dict[str, Tuple[float, float, float, float]], str, float, float]:
+    """Lay the flow out once: (svg, node boxes, group transform, width, height), cached per flow."""
+    key = diagram_id(flow)
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = _layout(flow)
+    return _LAYOUTS[key]
+
+
+def _layout(flow):
+    import graphviz
+
+    g = graphviz.Digraph(graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "11",
+                                     "nodesep": "0.15", "ranksep": "0.18", "compound": "true"},
+                         node_attr={"shape": "box", "style": "rounded,filled", "fillcolor": "white",
+                                    "fontname": "Helvetica", "fontsize": "9", "height": "0.22", "margin": "0.05,0.02"},
+                         edge_attr={"arrowsize": "0.5"})
+    first: Dict[str, str] = {}
+    for seq, entries in flow.sequences.items():
+        with g.subgraph(name=f"cluster_{seq}") as c:
+            c.attr(label=f"{seq}()" if not seq.startswith(("early", "late", "unified", "fail", "rsm"))
+                   else seq, color=OKABE_ITO["grey"], fontname="Helvetica")
+            prev = None
+            for idx, entry in enumerate(entries):
+                node = _node(seq, idx)
+                first.setdefault(seq, node)
+                label = ("call " + entry[5:] + "()") if entry.startswith("call:") else entry.split(".", 1)[1]
+                c.node(node, label, fillcolor=OKABE_ITO["yellow"] + "55" if entry.startswith("call:") else "white")
+                if prev:
+                    c.edge(prev, node)
+                prev = node
+    for seq, entries in flow.sequences.items():
+        for idx, entry in enumerate(entries):
+            if entry.startswith("call:") and entry[5:] in first:
+                g.edge(_node(seq, idx), first[entry[5:]], style="dotted", color=OKABE_ITO["blue"])
+    for key, target in flow.on.items():
+        sid, _, label = key.rpartition(":")
+        target = target.removeprefix("unwind:")
+        if target.startswith("end:") or target not in first or label == "done":
+            continue
+        for seq, entries in flow.sequences.items():
+            for idx, entry in enumerate(entries):
+                if entry == sid:
+                    g.edge(_node(seq, idx), first[target], label=label, style="dashed", color=BROKEN,
+                           fontcolor=BROKEN, fontsize="8", constraint="false")
+    try:
+        svg = g.pipe(format="svg", encoding="utf-8")
+    except graphviz.ExecutableNotFound as exc:
+        raise DotMissing(INSTALL_DOT) from exc
+    boxes = {}
+    for m in re.finditer(r'<g id="node\d+" class="node">\s*<title>([^<]+)</title>(.*?)</g>', svg, re.S):
+        nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", " ".join(
+            re.findall(r'(?:points|d)="([^"]+)"', m.group(2))))]
+        xs, ys = nums[0::2], nums[1::2]
+        boxes[html.unescape(m.group(1))] = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+    transform = re.search(r'<g id="graph0" class="graph" transform="([^"]+)"', svg).group(1)
+    view = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]
+    return svg, boxes, transform, view[2], view[3]
+
+
+def diagram_id(flow) -> str:
+    return _uid("flow", flow.isa, flow.name, sorted(flow.sequences.items()), sorted(flow.on.items()))
+
+
+def diagram_marker(trace, flow, i: int, scale: float = 0.8) -> str:
+    try:
+        svg, boxes, transform, w, h = flow_layout(flow)
+    except DotMissing as exc:
+        return f'<div class="nv-banner">{exc}</div>'
+    if i < 0:
+        box = None
+    else:
+        seq, idx = trace.steps[i].pos[-1]
+        box = boxes.get(_node(seq, idx))
+    mark = ""
+    if box:
+        x, y, bw, bh = box
+        mark = (f'<g transform="{transform}"><rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="{bw + 8:.1f}" '
+                f'height="{bh + 8:.1f}" rx="6" fill="none" stroke="{BROKEN}" stroke-width="3.5"/></g>')
+    return (f'<svg class="nv-flow" viewBox="0 0 {w:.1f} {h:.1f}" width="{w * scale:.0f}" height="{h * scale:.0f}">'
+            f'<use href="#{diagram_id(flow)}"/>{mark}</svg>')
+
+
+def defs(trace, flow) -> str:
+    """The shared drawings every frame <use>s: the timeline and the flow diagram."""
+    parts = [_symbol(timeline_svg(trace)[0], timeline_id(trace))]
+    try:
+        parts.append(_symbol(flow_layout(flow)[0], diagram_id(flow)))
+    except DotMissing:
+        pass
+    return f'<svg width="0" height="0" style="position:absolute">{"".join(parts)}</svg>'
+
+
+def frame(trace, flow, i: int, show_all: bool = False) -> str:
+    """Everything one step shows."""
+    return (f'<div class="nv-frame">{step_card(trace, i)}'
+            f'<div>{LEGEND}{vmcb_panel(trace, i, show_all)}</div><div>{vcpu_table(trace, i)}</div>'
+            f'<div class="nv-timeline" style="grid-column: 1 / span 2">'
+            f'<b>CR3, MMU, guest mode{", GIF" if trace.isa == "svm" else ""} and the current '
+            f'{"VMCB" if trace.isa == "svm" else "VMCS"} over the steps</b><br>{timeline_marker(trace, i)}</div>'
+            f'<div class="nv-diagram" style="grid-column: 1 / span 2"><b>The flow ({esc(flow.name)}); '
+            f'dashed red: where a failure goes; dotted blue: calls</b><br>{diagram_marker(trace, flow, i)}</div>'
+            f'</div>')
+
+
+def broken_list(trace, rules) -> str:
+    """The ordering rules and invariants a run breaks, as a list."""
+    inv = trace.invariant_violations()
+    if not rules and not inv:
+        return f'<div class="nv-broken" style="color:{OKABE_ITO["green"]}">✓ no ordering rule and no invariant broken</div>'
+    items = [f'<li><span class="nv-x">✗ {esc(v.id)}</span> <code>{esc(v.after)}</code> runs before '
+             f'<code>{esc(v.before)}</code>: {esc(v.reason)}. <i>Symptom:</i> {esc(v.symptom)}</li>' for v in rules]
+    items += [f'<li><span class="nv-x">✗ {esc(v.invariant)}</span> after step {v.step_index + 1} '
+              f'(<code>{esc(v.step_id)}</code>): {esc(v.text)}</li>' for v in inv]
+    return f'<ul class="nv-broken">{"".join(items)}</ul>'
