@@ -68,6 +68,44 @@ def bench_import():
     row("UI libraries imported by nsvm_model", ",".join(results[0][1]) or "none", "", "none")
 
 
+def bench_widgets():
+    import gc
+    import tracemalloc
+    from widgets import VmrunExplorer
+
+    t0 = time.perf_counter()
+    ex = VmrunExplorer(nm.Scenario.svm())
+    row("explorer first build (imports, dot layout, timeline)", f"{(time.perf_counter() - t0) * 1e3:.0f}", "ms")
+    n = len(ex.trace.steps)
+    samples = []
+    for k in range(400):
+        t0 = time.perf_counter()
+        ex.step = (k * 7) % n
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    row("explorer step update p50 (kernel side)", f"{statistics.median(samples) * 1e3:.2f}", "ms")
+    row("explorer step update p95 (kernel side)", f"{samples[int(0.95 * len(samples))] * 1e3:.2f}", "ms", "< 16 ms")
+    switches = []
+    for variant in ("v6-unified", "upstream", "v6.6-order", "upstream", "pre-gif-fix", "upstream"):
+        t0 = time.perf_counter()
+        ex.whatif.variant.value = variant
+        switches.append(time.perf_counter() - t0)
+    row("variant switch, first time per variant (max)", f"{max(switches[:3]) * 1e3:.0f}", "ms", "< 300 ms")
+    row("variant switch, median", f"{statistics.median(switches) * 1e3:.0f}", "ms", "< 300 ms")
+    gc.collect()
+    tracemalloc.start()
+    for k in range(1000):
+        ex.step = k % n if (k // n) % 2 == 0 else n - 1 - k % n
+    gc.collect()
+    first, _ = tracemalloc.get_traced_memory()
+    for k in range(1000):
+        ex.step = k % n if (k // n) % 2 == 0 else n - 1 - k % n
+    gc.collect()
+    second, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    row("memory growth over 1,000 more steps back and forth", f"{(second - first) / 1024:.1f}", "KiB", "~0")
+
+
 def bench_memory():
     row("peak RSS of this benchmark process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}",
         "MiB")
@@ -76,6 +114,7 @@ def bench_memory():
 def main():
     bench_import()
     bench_model()
+    bench_widgets()
     bench_memory()
     width = max(len(r[0]) for r in ROWS)
     print(f"{'measure':<{width}}  {'value':>10}  {'unit':<4}  target")

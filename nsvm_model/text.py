@@ -8,7 +8,9 @@ def show_value(value) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int):
-        return "SVM_EXIT_ERR (-1)" if value == (1 << 64) - 1 else hex(value)
+        if value == (1 << 64) - 1:
+            return "SVM_EXIT_ERR (-1)"
+        return str(value) if value < 10 else hex(value)
     if isinstance(value, frozenset):
         return "{" + ", ".join(sorted(value)) + "}" if value else "{}"
     if isinstance(value, tuple):

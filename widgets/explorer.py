@@ -73,8 +73,8 @@ class Stepper(W.VBox):
         draw = draw or (lambda t, i: render.frame(t, flow_of(t), i))
         self.view = FrameView(trace, draw)
         b = lambda text, tip: W.Button(description=text, tooltip=tip, layout=W.Layout(width="auto"))
-        self.first, self.prev = b("⏮ First", "first step"), b("◀ Previous", "previous step")
-        self.next, self.last = b("Next ▶", "next step"), b("Last ⏭", "last step")
+        self.first, self.prev = b("|◀ First", "first step"), b("◀ Previous", "previous step")
+        self.next, self.last = b("Next ▶", "next step"), b("Last ▶|", "last step")
         self.slider = W.IntSlider(min=0, description="step", continuous_update=True,
                                   layout=W.Layout(width="420px"))
         self.play = W.Play(min=0, interval=700, description="Play", tooltip="play the steps")
@@ -147,7 +147,7 @@ class WhatIf(W.VBox):
                         for e in seq if e.startswith("call:")})
         movable = sorted(steps) + calls
         self.move_step = W.Dropdown(options=movable, description="move", layout=W.Layout(width="420px"))
-        self.where = W.ToggleButtons(options=["before", "after"], value="before")
+        self.where = W.Dropdown(options=["before", "after"], value="before", layout=W.Layout(width="90px"))
         self.anchor = W.Dropdown(options=movable, description="", layout=W.Layout(width="420px"))
         self.move = W.Button(description="Move and run")
         self.reset = W.Button(description="Back to upstream")

@@ -30,6 +30,7 @@ PANELS = {
         "columns": (("vmcb01", "vmcb01.{g}.{f}"), ("vmcb02", "vmcb02.{g}.{f}"),
                     ("vmcb12", "vmcb12.{g}.{f}"), ("cached vmcb12", "nested.{c}.{f}")),
         "groups": (("control", "ctl"), ("save", "save")),
+        "folded": ("save: segments and descriptor tables",),
         "always": ("control.intercepts", "control.asid", "control.int_ctl", "control.msrpm_base_pa",
                    "control.exit_code", "control.event_inj", "save.efer", "save.cr0", "save.cr3", "save.cr4",
                    "save.rip"),
@@ -39,6 +40,7 @@ PANELS = {
         "columns": (("vmcs01", "vmcs01.{f}"), ("vmcs02", "vmcs02.{f}"), ("vmcs12", "vmcs12.{f}")),
         "groups": (("controls", None), ("guest state", "guest_"), ("host state", "host_"),
                    ("exit information", None)),
+        "folded": ("guest segments and descriptor tables",),
         "always": ("pin_based_vm_exec_control", "cpu_based_vm_exec_control", "secondary_vm_exec_control",
                    "vm_entry_controls", "vm_exit_controls", "guest_cr0", "guest_cr3", "guest_cr4", "guest_rip",
                    "host_cr3", "host_rip", "vm_instruction_error", "vm_exit_reason", "exit_qualification"),
@@ -154,6 +156,16 @@ def _cell(state, path, written, read, current_col) -> str:
             f'{glyph}{esc(show_value(state[path]))}</td>')
 
 
+SEGMENT_FIELD = re.compile(r"^(guest_)?(es|cs|ss|ds|fs|gs|ldtr|tr|gdtr|idtr)[._]")
+
+
+def _title(isa: str, group: str, field: str) -> str:
+    """Segment and descriptor-table rows go in a group of their own, folded."""
+    if SEGMENT_FIELD.match(field):
+        return PANELS[isa]["folded"][0]
+    return group
+
+
 def vmcb_panel(trace, i: int, show_all: bool = False) -> str:
     """The VMCBs (or VMCSs) side by side after step i, this step's writes and reads marked."""
     cfg = PANELS[trace.isa]
@@ -169,14 +181,17 @@ def vmcb_panel(trace, i: int, show_all: bool = False) -> str:
         ptr = f' <span class="nv-ptr">{POINTER_GLYPH} {pointer_name}</span>' if is_cur else ""
         heads.append(f'<th class="{"nv-current" if is_cur else ""}">{esc(label)}{ptr}</th>')
     out = ['<div class="nv-panels">']
-    for group in dict.fromkeys(g for g, _ in panel_rows(trace, show_all)):
-        rows = [f for g, f in panel_rows(trace, show_all) if g == group]
+    rows_by_title = {}
+    for group, field in panel_rows(trace, show_all):
+        rows_by_title.setdefault(_title(trace.isa, group, field), (group, []))[1].append(field)
+    for title, (group, rows) in rows_by_title.items():
         body = []
         for field in rows:
             cells = [_cell(state, p, written, read, label == current)
                      for (label, _), p in zip(cfg["columns"], _cell_paths(trace.isa, group, field))]
             body.append(f"<tr><th>{esc(field)}</th>{''.join(cells)}</tr>")
-        out.append(f'<details open><summary>{esc(group)}</summary><table class="nv-tbl">'
+        folded = title in cfg["folded"]
+        out.append(f'<details{"" if folded else " open"}><summary>{esc(title)}</summary><table class="nv-tbl">'
                    f'<tr><th></th>{"".join(heads)}</tr>{"".join(body)}</table></details>')
     out.append("</div>")
     return "".join(out)
@@ -208,7 +223,7 @@ def step_card(trace, i: int) -> str:
     label = f' <span class="nv-fail">→ {esc(s.label)}</span>' if s.label else ""
     url, _, _ = s.source.partition(" (")
     manual = f' · {esc(s.manual)}' if s.manual else ""
-    return (f'<div class="nv-card" data-step="{i}" data-step-id="{esc(s.id)}">'
+    return (f'<div class="nv-card nv-wide" data-step="{i}" data-step-id="{esc(s.id)}">'
             f'<h3>Step {i + 1}/{n}: {esc(s.title)}{label}</h3>'
             f'<div class="nv-meta"><span class="nv-phase">{esc(s.phase)} {esc(phase_title)}</span> · '
             f'<a href="{esc(url)}" target="_blank" rel="noopener"><code>{esc(s.function)}()</code></a> '
@@ -341,7 +356,7 @@ def timeline_marker(trace, i: int) -> str:
     n = len(trace.steps)
     x = x0 + (i + 1.5) / (n + 1) * (x1 - x0)
     return (f'<svg class="nv-tl" viewBox="0 0 {w:.1f} {h:.1f}" width="{w:.0f}" height="{h:.0f}">'
-            f'<use href="#{timeline_id(trace)}"/>'
+            f'<use href="#{timeline_id(trace)}" width="{w:.1f}" height="{h:.1f}"/>'
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="4" y2="{h - 22:.1f}" stroke="{BROKEN}" stroke-width="2.5"/>'
             f'<text x="{x + 3:.1f}" y="12" font-size="10" fill="{BROKEN}">▼ step {i + 1}</text></svg>')
 
@@ -376,7 +391,7 @@ def _layout(flow):
     import graphviz
 
     g = graphviz.Digraph(graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "11",
-                                     "nodesep": "0.15", "ranksep": "0.18", "compound": "true"},
+                                     "nodesep": "0.15", "ranksep": "0.18", "compound": "true", "newrank": "true"},
                          node_attr={"shape": "box", "style": "rounded,filled", "fillcolor": "white",
                                     "fontname": "Helvetica", "fontsize": "9", "height": "0.22", "margin": "0.05,0.02"},
                          edge_attr={"arrowsize": "0.5"})
@@ -406,8 +421,8 @@ def _layout(flow):
         for seq, entries in flow.sequences.items():
             for idx, entry in enumerate(entries):
                 if entry == sid:
-                    g.edge(_node(seq, idx), first[target], label=label, style="dashed", color=BROKEN,
-                           fontcolor=BROKEN, fontsize="8", constraint="false")
+                    g.edge(_node(seq, idx), first[target], xlabel=label, style="dashed", color=BROKEN,
+                           fontcolor=BROKEN, fontsize="8")
     try:
         svg = g.pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound as exc:
@@ -427,23 +442,26 @@ def diagram_id(flow) -> str:
     return _uid("flow", flow.isa, flow.name, sorted(flow.sequences.items()), sorted(flow.on.items()))
 
 
-def diagram_marker(trace, flow, i: int, scale: float = 0.8) -> str:
+def diagram_marker(trace, flow, i: int, window: Optional[Tuple[float, float]] = (760.0, 430.0)) -> str:
+    """The flow diagram with step i outlined; with a window, the view is centred on the step."""
     try:
         svg, boxes, transform, w, h = flow_layout(flow)
     except DotMissing as exc:
         return f'<div class="nv-banner">{exc}</div>'
-    if i < 0:
-        box = None
-    else:
-        seq, idx = trace.steps[i].pos[-1]
-        box = boxes.get(_node(seq, idx))
-    mark = ""
+    box = boxes.get(_node(*trace.steps[i].pos[-1])) if i >= 0 else None
+    tx, ty = (float(v) for v in re.search(r"translate\(([-\d.]+)[ ,]([-\d.]+)\)", transform).groups())
+    mark, view = "", (0.0, 0.0, w, h)
     if box:
         x, y, bw, bh = box
-        mark = (f'<g transform="{transform}"><rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="{bw + 8:.1f}" '
-                f'height="{bh + 8:.1f}" rx="6" fill="none" stroke="{BROKEN}" stroke-width="3.5"/></g>')
-    return (f'<svg class="nv-flow" viewBox="0 0 {w:.1f} {h:.1f}" width="{w * scale:.0f}" height="{h * scale:.0f}">'
-            f'<use href="#{diagram_id(flow)}"/>{mark}</svg>')
+        mark = (f'<rect x="{x + tx - 5:.1f}" y="{y + ty - 5:.1f}" width="{bw + 10:.1f}" height="{bh + 10:.1f}" '
+                f'rx="6" fill="none" stroke="{BROKEN}" stroke-width="4"/>')
+        if window:
+            ww, wh = min(window[0], w), min(window[1], h)
+            cx, cy = x + tx + bw / 2, y + ty + bh / 2
+            view = (min(max(cx - ww / 2, 0), w - ww), min(max(cy - wh / 2, 0), h - wh), ww, wh)
+    vx, vy, vw, vh = view
+    return (f'<svg class="nv-flow" viewBox="{vx:.1f} {vy:.1f} {vw:.1f} {vh:.1f}" width="{vw:.0f}" height="{vh:.0f}">'
+            f'<use href="#{diagram_id(flow)}" width="{w:.1f}" height="{h:.1f}"/>{mark}</svg>')
 
 
 def defs(trace, flow) -> str:
@@ -459,12 +477,14 @@ def defs(trace, flow) -> str:
 def frame(trace, flow, i: int, show_all: bool = False) -> str:
     """Everything one step shows."""
     return (f'<div class="nv-frame">{step_card(trace, i)}'
-            f'<div>{LEGEND}{vmcb_panel(trace, i, show_all)}</div><div>{vcpu_table(trace, i)}</div>'
-            f'<div class="nv-timeline" style="grid-column: 1 / span 2">'
+            f'<div class="nv-scroll">{LEGEND}{vmcb_panel(trace, i, show_all)}</div>'
+            f'<div class="nv-scroll">{vcpu_table(trace, i)}</div>'
+            f'<div class="nv-timeline nv-wide">'
             f'<b>CR3, MMU, guest mode{", GIF" if trace.isa == "svm" else ""} and the current '
             f'{"VMCB" if trace.isa == "svm" else "VMCS"} over the steps</b><br>{timeline_marker(trace, i)}</div>'
-            f'<div class="nv-diagram" style="grid-column: 1 / span 2"><b>The flow ({esc(flow.name)}); '
-            f'dashed red: where a failure goes; dotted blue: calls</b><br>{diagram_marker(trace, flow, i)}</div>'
+            f'<div class="nv-diagram nv-wide"><b>Where this step sits in the flow ({esc(flow.name)})</b>: '
+            f'one box per kernel function; dotted blue: a call, dashed red: where a failure goes'
+            f'<br>{diagram_marker(trace, flow, i)}</div>'
             f'</div>')
 
 

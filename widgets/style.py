@@ -25,16 +25,21 @@ CSS = f"""
            font-size: 13px; }}
 .nv-root.nv-presenter {{ font-size: 20px; }}
 .nv-root.nv-presenter .nv-diagram svg, .nv-root.nv-presenter .nv-timeline svg {{ zoom: 1.4; }}
-.nv-frame {{ display: grid; grid-template-columns: minmax(320px, 1fr) minmax(280px, 1fr); gap: 10px; }}
+.nv-frame {{ display: grid; grid-template-columns: minmax(0, 1fr) minmax(280px, 420px); gap: 10px;
+             align-items: start; }}
+.nv-wide {{ grid-column: 1 / span 2; }}
+.nv-scroll {{ overflow-x: auto; }}
 .nv-card {{ border-left: 5px solid {CURRENT}; padding: 6px 10px; background: var(--jp-layout-color2, #f4f4f4);
            grid-column: 1 / span 2; }}
 .nv-card h3 {{ margin: 0 0 4px 0; font-size: 1.15em; }}
 .nv-card .nv-meta {{ color: var(--jp-ui-font-color2, #555); font-size: 0.92em; }}
 .nv-card .nv-note {{ margin: 2px 0; }}
 .nv-card .nv-fail {{ color: {BROKEN}; font-weight: bold; }}
-.nv-tbl {{ border-collapse: collapse; font-family: var(--jp-code-font-family, monospace); font-size: 0.9em; }}
-.nv-tbl th, .nv-tbl td {{ border: 1px solid var(--jp-border-color2, #ccc); padding: 1px 5px; text-align: left;
-                          white-space: nowrap; }}
+.nv-tbl {{ border-collapse: collapse; font-family: var(--jp-code-font-family, monospace); font-size: 0.85em;
+           line-height: 1.25; }}
+.nv-tbl th, .nv-tbl td {{ border: 1px solid var(--jp-border-color2, #ccc); padding: 0 4px; text-align: left;
+                          white-space: nowrap; vertical-align: top; }}
+.nv-tbl td {{ min-width: 6em; max-width: 26em; white-space: normal; overflow-wrap: anywhere; }}
 .nv-tbl th {{ background: var(--jp-layout-color2, #eee); }}
 .nv-tbl th.nv-current {{ border: 3px solid {CURRENT}; }}
 .nv-tbl td.nv-w {{ background: {WRITE}55; font-weight: bold; }}
