@@ -5,7 +5,12 @@ BIN    := $(VENV)/bin
 PORT   ?= 8888
 TOKEN  ?= $(shell $(PYTHON) -c "import secrets; print(secrets.token_hex(16))")
 
-.PHONY: setup system-packages test bench lab clean
+.PHONY: setup system-packages test bench lab html slides clean
+VENDOR := build/vendor
+HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
+REQUIREJS := requirejs@2.3.8
+REVEAL := reveal.js@4.0.2
+SLIDE_NOTEBOOKS := 02_successful_vmrun 04_cr3_loading_order 06_nvmx_beside_nsvm 07_reviewing_the_2026_proposal
 
 setup: system-packages $(VENV)/.installed
 
@@ -39,5 +44,33 @@ lab: setup
 	  --ServerApp.root_dir=notebooks --IdentityProvider.token=$(TOKEN) \
 	  --LabApp.default_url=/lab/tree/00_start_here.ipynb
 
+# The widget renderer, require.js and reveal.js, taken from the npm registry once and
+# served with the pages: the exported site needs no CDN.
+$(VENDOR)/.done:
+	mkdir -p $(VENDOR)
+	cd $(VENDOR) && npm pack --silent $(HTML_MANAGER) $(REQUIREJS) $(REVEAL) >/dev/null
+	cd $(VENDOR) && for t in *.tgz; do d=$${t%.tgz}; mkdir -p $$d && tar xzf $$t -C $$d; done
+	touch $@
+
+# A static site: every notebook executed, its precomputed steppers stepping with no kernel.
+html: setup $(VENDOR)/.done
+	mkdir -p build/html
+	cp -r $(VENDOR) build/html/
+	$(BIN)/python -m jupyter nbconvert --to html --execute --output-dir build/html \
+	  --HTMLExporter.widget_renderer_url=vendor/jupyter-widgets-html-manager-1.0.15/package/dist/embed-amd.js \
+	  --HTMLExporter.require_js_url=vendor/requirejs-2.3.8/package/require.js \
+	  notebooks/*.ipynb
+	@echo "open build/html/00_start_here.html"
+
+# Slides for a tutorial (02, 04, 06, 07), reveal.js served locally.
+slides: setup $(VENDOR)/.done
+	mkdir -p build/slides
+	cp -r $(VENDOR) build/slides/
+	$(BIN)/python -m jupyter nbconvert --to slides --execute --output-dir build/slides \
+	  --SlidesExporter.reveal_url_prefix=vendor/reveal.js-4.0.2/package \
+	  --HTMLExporter.widget_renderer_url=vendor/jupyter-widgets-html-manager-1.0.15/package/dist/embed-amd.js \
+	  --HTMLExporter.require_js_url=vendor/requirejs-2.3.8/package/require.js \
+	  $(foreach n,$(SLIDE_NOTEBOOKS),notebooks/$(n).ipynb)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis build artifacts

@@ -9,7 +9,7 @@ def show_value(value) -> str:
         return str(value)
     if isinstance(value, int):
         if value == (1 << 64) - 1:
-            return "SVM_EXIT_ERR (-1)"
+            return "0xffffffffffffffff (-1)"
         return str(value) if value < 10 else hex(value)
     if isinstance(value, frozenset):
         return "{" + ", ".join(sorted(value)) + "}" if value else "{}"

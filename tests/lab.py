@@ -122,5 +122,5 @@ def run_notebook(page, base: str, name: str, timeout: float = 120_000) -> dict:
     return {
         "errors": page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").all_inner_texts(),
         "stderr": page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts(),
-        "widget_errors": page.get_by_text("Error displaying widget").count(),
+        "widget_errors": page.locator(".jp-OutputArea-output", has_text="Error displaying widget").count(),
     }

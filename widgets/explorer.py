@@ -72,20 +72,21 @@ class Stepper(W.VBox):
     def __init__(self, trace: Trace, draw: Callable[[Trace, int], str] = None, **kw):
         draw = draw or (lambda t, i: render.frame(t, flow_of(t), i))
         self.view = FrameView(trace, draw)
-        b = lambda text, tip: W.Button(description=text, tooltip=tip, layout=W.Layout(width="auto"))
+        b = lambda text, tip: W.Button(description=text, tooltip=tip, layout=W.Layout(width="auto", min_width="92px"))
         self.first, self.prev = b("|◀ First", "first step"), b("◀ Previous", "previous step")
         self.next, self.last = b("Next ▶", "next step"), b("Last ▶|", "last step")
         self.slider = W.IntSlider(min=0, description="step", continuous_update=True,
-                                  layout=W.Layout(width="420px"))
+                                  layout=W.Layout(width="420px", min_width="300px"))
         self.play = W.Play(min=0, interval=700, description="Play", tooltip="play the steps")
         self.speed = W.IntSlider(value=700, min=100, max=2000, step=100, description="ms/step",
                                  layout=W.Layout(width="260px"))
-        self.jump = W.Dropdown(description="jump to", layout=W.Layout(width="520px"))
+        self.jump = W.Dropdown(description="jump to", layout=W.Layout(width="520px", max_width="100%"))
         self.note = W.HTML(f'<div class="nv-legend">{KERNEL_NOTE}</div>')
         W.jslink((self.play, "value"), (self.slider, "value"))
         W.jslink((self.slider, "value"), (self.view.stack, "selected_index"))
         W.jslink((self.speed, "value"), (self.play, "interval"))
         traitlets.link((self, "step"), (self.slider, "value"))
+        traitlets.link((self, "step"), (self.play, "value"))     # so a saved page starts where the kernel was
         traitlets.link((self, "step"), (self.view, "step"))
         self.first.on_click(lambda _: self._go(0))
         self.prev.on_click(lambda _: self._go(self.step - 1))
@@ -93,8 +94,9 @@ class Stepper(W.VBox):
         self.last.on_click(lambda _: self._go(len(self.view.trace.steps) - 1))
         self.jump.observe(self._on_jump, "value")
         self.observe(self._on_step, "step")
-        controls = W.HBox([self.first, self.prev, self.next, self.last, self.play, self.slider])
-        super().__init__([controls, W.HBox([self.jump, self.speed]), self.note, self.view], **kw)
+        wrap = W.Layout(flex_flow="row wrap")
+        controls = W.HBox([self.first, self.prev, self.next, self.last, self.play, self.slider], layout=wrap)
+        super().__init__([controls, W.HBox([self.jump, self.speed], layout=wrap), self.note, self.view], **kw)
         self.load(trace)
 
     @property
@@ -280,6 +282,8 @@ class SideBySide(W.VBox):
         self._syncing = False
         self.svm.observe(lambda c: self._follow("svm", c["new"]), "step")
         self.vmx.observe(lambda c: self._follow("vmx", c["new"]), "step")
+        half = W.Layout(width="50%", min_width="0")
+        self.svm.layout, self.vmx.layout = half, W.Layout(width="50%", min_width="0")
         super().__init__([W.HTML(CSS), self.phase, W.HBox([self.svm, self.vmx])])
         self.add_class("nv-root")
         self._follow("svm", 0)
