@@ -92,10 +92,7 @@ def panel_rows(trace, show_all: bool = False) -> List[Tuple[str, str]]:
 
 def _panel_rows(trace, show_all):
     cfg = PANELS[trace.isa]
-    touched = set()
-    for s in trace.steps:
-        for path in s.written + s.read:
-            touched.add(path)
+    touched = {path for s in trace.steps for path in s.written}     # fields whose value changes
     rows = []
     for group, field in _candidate_rows(trace):
         paths = _cell_paths(trace.isa, group, field)
@@ -379,8 +376,8 @@ INSTALL_DOT = ("The flow diagram needs Graphviz's <code>dot</code> program: "
 _LAYOUTS: Dict[str, tuple] = {}
 
 
-def flow_layout(flow) -> Tuple[str, Dict[str, Tuple[float, float, float, float]], str, float, float]:
-    """Lay the flow out once: (svg, node boxes, group transform, width, height), cached per flow."""
+def flow_layout(flow):
+    """Lay the flow out once: (svg, node boxes, group transform, width, height, groups), cached per flow."""
     key = diagram_id(flow)
     if key not in _LAYOUTS:
         _LAYOUTS[key] = _layout(flow)
@@ -430,12 +427,19 @@ def _layout(flow):
     boxes = {}
     for m in re.finditer(r'<g id="node\d+" class="node">\s*<title>([^<]+)</title>(.*?)</g>', svg, re.S):
         nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", " ".join(
-            re.findall(r'(?:points|d)="([^"]+)"', m.group(2))))]
+            re.findall(r'\s(?:points|d)="([^"]+)"', m.group(2))))]
         xs, ys = nums[0::2], nums[1::2]
         boxes[html.unescape(m.group(1))] = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
     transform = re.search(r'<g id="graph0" class="graph" transform="([^"]+)"', svg).group(1)
     view = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]
-    return svg, boxes, transform, view[2], view[3]
+    groups = []
+    for m in re.finditer(r'<g id="(?:node|edge|clust)\d+" class="(?:node|edge|cluster)">.*?</g>', svg, re.S):
+        nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", " ".join(
+            re.findall(r'\s(?:points|d)="([^"]+)"', m.group(0))))]
+        if nums:
+            xs, ys = nums[0::2], nums[1::2]
+            groups.append(((min(xs), min(ys), max(xs), max(ys)), m.group(0)))
+    return svg, boxes, transform, view[2], view[3], tuple(groups)
 
 
 def diagram_id(flow) -> str:
@@ -443,9 +447,9 @@ def diagram_id(flow) -> str:
 
 
 def diagram_marker(trace, flow, i: int, window: Optional[Tuple[float, float]] = (760.0, 430.0)) -> str:
-    """The flow diagram with step i outlined; with a window, the view is centred on the step."""
+    """The flow diagram with step i outlined; with a window, only the part around the step is drawn."""
     try:
-        svg, boxes, transform, w, h = flow_layout(flow)
+        svg, boxes, transform, w, h, groups = flow_layout(flow)
     except DotMissing as exc:
         return f'<div class="nv-banner">{exc}</div>'
     box = boxes.get(_node(*trace.steps[i].pos[-1])) if i >= 0 else None
@@ -453,25 +457,24 @@ def diagram_marker(trace, flow, i: int, window: Optional[Tuple[float, float]] = 
     mark, view = "", (0.0, 0.0, w, h)
     if box:
         x, y, bw, bh = box
-        mark = (f'<rect x="{x + tx - 5:.1f}" y="{y + ty - 5:.1f}" width="{bw + 10:.1f}" height="{bh + 10:.1f}" '
+        mark = (f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="{bw + 10:.1f}" height="{bh + 10:.1f}" '
                 f'rx="6" fill="none" stroke="{BROKEN}" stroke-width="4"/>')
         if window:
             ww, wh = min(window[0], w), min(window[1], h)
             cx, cy = x + tx + bw / 2, y + ty + bh / 2
             view = (min(max(cx - ww / 2, 0), w - ww), min(max(cy - wh / 2, 0), h - wh), ww, wh)
     vx, vy, vw, vh = view
-    return (f'<svg class="nv-flow" viewBox="{vx:.1f} {vy:.1f} {vw:.1f} {vh:.1f}" width="{vw:.0f}" height="{vh:.0f}">'
-            f'<use href="#{diagram_id(flow)}" width="{w:.1f}" height="{h:.1f}"/>{mark}</svg>')
+    gx0, gy0, gx1, gy1 = vx - tx, vy - ty, vx + vw - tx, vy + vh - ty        # the window in graph units
+    shown = "".join(markup for (x0, y0, x1, y1), markup in groups
+                    if x1 >= gx0 and x0 <= gx1 and y1 >= gy0 and y0 <= gy1)
+    return (f'<svg class="nv-flow" viewBox="{vx:.1f} {vy:.1f} {vw:.1f} {vh:.1f}" width="{vw:.0f}" height="{vh:.0f}" '
+            f'font-family="Helvetica,sans-serif"><g transform="{transform}">{shown}{mark}</g></svg>')
 
 
 def defs(trace, flow) -> str:
-    """The shared drawings every frame <use>s: the timeline and the flow diagram."""
-    parts = [_symbol(timeline_svg(trace)[0], timeline_id(trace))]
-    try:
-        parts.append(_symbol(flow_layout(flow)[0], diagram_id(flow)))
-    except DotMissing:
-        pass
-    return f'<svg width="0" height="0" style="position:absolute">{"".join(parts)}</svg>'
+    """The drawing every frame <use>s: the timeline (the flow diagram is cut per frame)."""
+    symbol = _symbol(timeline_svg(trace)[0], timeline_id(trace))
+    return f'<svg width="0" height="0" style="position:absolute">{symbol}</svg>'
 
 
 def frame(trace, flow, i: int, show_all: bool = False) -> str:
