@@ -61,14 +61,14 @@ def from_order(base: Flow, ids: Sequence[str], name: str = "edited") -> Flow:
 
 
 def move(step: str, before: str = None, after: str = None, variant: str = "upstream",
-         isa: Optional[str] = None) -> Flow:
+         isa: Optional[str] = None, name: Optional[str] = None) -> Flow:
     """'Move step X before (or after) step Y' in a variant ("call:SEQ" moves a whole call)."""
     if isa is None:
         named = [s for s in (step, before, after) if s and not s.startswith("call:")]
         if not named:
             raise ValueError("move: say isa='svm' or 'vmx' when only calls are moved")
         isa = named[0].split(".", 1)[0]
-    return resolve(variant, isa).moved(step, before=before, after=after)
+    return resolve(variant, isa).moved(step, before=before, after=after, name=name)
 
 
 def check_order(ordering: Ordering, isa: Optional[str] = None, scenario=None) -> List[RuleViolation]:

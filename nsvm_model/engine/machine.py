@@ -35,7 +35,7 @@ class Violation:
     step_id: str
 
     def __str__(self) -> str:
-        return f"{self.invariant} broken after step {self.step_index} ({self.step_id}): {self.text}"
+        return f"{self.invariant} broken after step {self.step_index} ({self.step_id}); must hold: {self.text}"
 
 
 @dataclass

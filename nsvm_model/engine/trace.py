@@ -51,9 +51,11 @@ class Flow:
             raise ValueError(f"moved: anchor {anchor!r} is not in flow {self.name!r}")
         k, i = targets[0]
         seqs[k].insert(i if before else i + 1, step_id)
-        label = name or f"{self.name}: {step_id} {'before' if before else 'after'} {anchor}"
+        short = step_id.removeprefix("call:").split(".")[-1]
+        label = name or f"{self.name} with {short} moved"
         return Flow(label, self.isa, {k: tuple(v) for k, v in seqs.items()}, dict(self.on),
-                    f"{self.description} (edited)", self.source, self.exposes)
+                    f"{self.name} with {step_id} moved {'before' if before else 'after'} {anchor}",
+                    self.source, self.exposes)
 
     def step_ids(self) -> List[str]:
         """Every step the flow can run, in the order the sequences list them."""
