@@ -42,7 +42,7 @@ lab: setup
 	@echo "JupyterLab on http://127.0.0.1:$(PORT)/lab/tree/00_start_here.ipynb?token=$(TOKEN)"
 	$(BIN)/python -m jupyterlab --no-browser --ip=127.0.0.1 --port=$(PORT) \
 	  --ServerApp.root_dir=notebooks --IdentityProvider.token=$(TOKEN) \
-	  --LabApp.default_url=/lab/tree/00_start_here.ipynb
+	  --LabApp.default_url=/lab/tree/00_start_here.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The widget renderer, require.js and reveal.js, taken from the npm registry once and
 # served with the pages: the exported site needs no CDN.
