@@ -59,5 +59,9 @@ CSS = f"""
 .nv-phase {{ font-weight: bold; color: {CURRENT}; }}
 .nv-banner {{ background: {OKABE_ITO["yellow"]}66; padding: 4px 8px; border-left: 4px solid {OKABE_ITO["orange"]};
              color: var(--jp-ui-font-color1, #111); }}
+body[data-jp-theme-light="false"] .nv-ptr, body[data-jp-theme-light="false"] .nv-phase,
+body[data-jp-theme-light="false"] .nv-card a {{ color: {OKABE_ITO["sky"]}; }}
+body[data-jp-theme-light="false"] .nv-tbl th.nv-current,
+body[data-jp-theme-light="false"] .nv-tbl td.nv-current-col {{ border-color: {OKABE_ITO["sky"]}; }}
 </style>
 """
