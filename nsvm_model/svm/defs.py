@@ -53,6 +53,7 @@ MSRPM_SIZE = 0x2000           # two pages
 IOPM_SIZE = 0x3000            # three pages
 TLB_CONTROL_DO_NOTHING = 0
 TLB_CONTROL_FLUSH_ALL_ASID = 1
+TLB_CONTROL_MASK = 0x7               # GENMASK(2, 0)
 
 VMRUN_INSN_LEN = 3            # 0f 01 d8
 VMMCALL_INSN_LEN = 3          # 0f 01 d9

@@ -215,6 +215,7 @@ def copy_control_to_cache(ctx):
     ctx.set("nested.ctl.misc_ctl", misc)
     ctx.set("nested.ctl.iopm_base_pa", ctx.get("vmcb12.control.iopm_base_pa") & x86.PAGE_MASK)
     ctx.set("nested.ctl.msrpm_base_pa", ctx.get("vmcb12.control.msrpm_base_pa") & x86.PAGE_MASK)
+    ctx.set("nested.ctl.tlb_ctl", ctx.get("vmcb12.control.tlb_ctl") & defs.TLB_CONTROL_MASK)
     ctx.set("nested.ctl.int_vector", ctx.get("vmcb12.control.int_vector") & defs.SVM_INT_VECTOR_MASK)
     ctx.set("nested.ctl.int_state", ctx.get("vmcb12.control.int_state") & defs.SVM_INTERRUPT_SHADOW_MASK)
     ctx.set("nested.ctl.event_inj", ctx.get("vmcb12.control.event_inj") & ~defs.SVM_EVTINJ_RESERVED_BITS)
