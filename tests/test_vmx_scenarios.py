@@ -112,6 +112,20 @@ def test_16_hlt_activity_halts_in_l2():
     assert t.final["vcpu.guest_mode"] is True and t.final["vcpu.arch.nested_run_pending"] == 0
 
 
+def test_17_late_vmfail_restores_l1_from_before_vmlaunch():
+    t = preset("late_vmfail")
+    f = t.final
+    assert (t.outcome, t.failure) == ("vmfail_valid:7", "late")
+    assert f["vmcs12.vm_instruction_error"] == 7 and f["vcpu.arch.rflags"] & d.X86_EFLAGS_ZF
+    assert f["vcpu.rip"] == AFTER                                  # past VMLAUNCH, not host_rip
+    loaded = t.steps[t.index_of("vmx.l2.vcpu_run")].before
+    assert loaded["vcpu.arch.cr3"] == 0x700000                      # L2's CR3 had been loaded
+    assert f["vcpu.arch.cr3"] == f["vmx.nested.pre_vmenter_cr3"] == L1_CR3
+    assert f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
+    assert f["vcpu.arch.mmu"] == "root_mmu" and f["vcpu.arch.root_mmu.pgd"] == L1_CR3
+    assert f["vmcs12.vm_exit_reason"] == 0 and f["vmcs12.launch_state"] == 0
+
+
 def test_18_hardware_rejected_guest_state_is_reflected_as_33():
     t = preset("guest_rflags_zero")
     assert (t.outcome, t.failure) == ("vmexit:33", "hardware")

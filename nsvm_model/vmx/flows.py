@@ -90,6 +90,9 @@ UPSTREAM_SEQUENCES = {
     "vmentry_fail_vmexit": ("vmx.fail.switch_vmcs01", "call:load_vmcs12_host_state",
                             "vmx.fail.set_exit_reason"),
     "vmx_abort": ("vmx.host.abort",),
+    "late_vmfail": ("vmx.exit.leave_guest_mode", "vmx.exit.restore_tsc", "vmx.exit.drop_events",
+                    "vmx.exit.switch_vmcs01", "vmx.late.vmfail", "vmx.late.restore_host_state",
+                    "vmx.run.check_triple_fault"),
 }
 
 UPSTREAM_ON = {
@@ -118,6 +121,8 @@ UPSTREAM_ON = {
     "vmx.host.exit_msr_load:abort": "vmx_abort",
     "vmx.run.activity_state:halted": "end:l2_runs",
     "vmx.l2.vcpu_run:running": "end:l2_runs",
+    "vmx.l2.vcpu_run:hw_vmfail": "unwind:late_vmfail",
+    "late_vmfail:done": "end:vmfail_valid/late",
     "vmx.run.check_triple_fault:shutdown": "end:shutdown",
     "main:done": "end:entered",
 }

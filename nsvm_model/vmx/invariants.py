@@ -12,7 +12,7 @@ from .checks import has2
 from . import defs as d
 
 SETTLED = frozenset({"vmx.run.vmfail", "vmx.run.vmfail_invalid", "vmx.run.vmentry_failed",
-                     "vmx.run.activity_state", "vmx.run.check_triple_fault"})
+                     "vmx.run.activity_state", "vmx.run.check_triple_fault", "vmx.late.restore_host_state"})
 settled = settled_at(SETTLED)
 
 
@@ -25,7 +25,7 @@ VMFAIL_MAY_CHANGE = {"vcpu.arch.rflags", "vcpu.rip", "vmcs12.vm_instruction_erro
 
 
 def _vmfail_changes_nothing_else(trace, i):
-    if i != len(trace.steps) - 1 or not trace.outcome.startswith("vmfail"):
+    if i != len(trace.steps) - 1 or not trace.outcome.startswith("vmfail") or trace.failure == "late":
         return True
     before, after = trace.initial, trace.steps[i].state
     return all(before[p] == after[p] for p in before if p not in VMFAIL_MAY_CHANGE)

@@ -82,6 +82,7 @@ FIELDS = {f.path: f for f in (
         B("cpu.vpid", "KVM's enable_vpid"),
         S("cpu.features", caps.FEATURES, "the CPUID features L1 sees"),
         E("l2.exit", ("none", "VMCALL"), "what L2 does once it runs: nothing yet, or VMCALL"),
+        B("cpu.vmcs02_vmfail", "the CPU itself VMfails vmcs02: a misconfiguration KVM's checks missed"),
     ])}
 
 CONSTANTS = named_constants(x86, defs)
@@ -148,7 +149,7 @@ def _l1_and_machine() -> dict:
         "l1.cr4": L1_CR4, "l1.rip": L1_VMLAUNCH_RIP, "l1.rsp": 0x6FF000,
         "l1.rflags": x86.X86_EFLAGS_FIXED | x86.X86_EFLAGS_IF, "l1.pat": DEFAULT_PAT,
         "cpu.maxphyaddr": 48, "cpu.ept": True, "cpu.unrestricted_guest": True, "cpu.vpid": True,
-        "cpu.features": DEFAULT_FEATURES, "l2.exit": "none",
+        "cpu.features": DEFAULT_FEATURES, "l2.exit": "none", "cpu.vmcs02_vmfail": False,
     }
 
 
@@ -239,6 +240,8 @@ PRESETS = dict([
        {"vmcs12.guest_activity_state": defs.GUEST_ACTIVITY_HLT}),
     _p("guest_rflags_zero", "Guest RFLAGS bit 1 clear: hardware rejects vmcs02, VM exit 33 reflected (scenario 18)",
        {"vmcs12.guest_rflags": 0}),
+    _p("late_vmfail", "The CPU VMfails vmcs02 after KVM's checks passed: late VMfail 7, L1 restored "
+       "to before VMLAUNCH (scenario 17)", {"cpu.vmcs02_vmfail": True, "vmcs12.guest_cr3": 0x700000}),
     _p("bad_exit_msr_list", "Exit MSR-load list names MSR_FS_BASE: the VM exit aborts, triple fault (scenario 19)",
        {"l2.exit": "VMCALL", "vmcs12.vm_exit_msr_load_count": 1,
         "vmcs12.vm_exit_msr_load_addr": EXIT_MSR_LOAD_GPA}, "long",

@@ -13,7 +13,7 @@ from ..transitions import vcpu_state
 from . import caps, defs as d
 from .scenarios import DEFAULT_PAT
 
-VMCS_FIELDS = ("pin_based_vm_exec_control", "cpu_based_vm_exec_control", "secondary_vm_exec_control",
+VMCS_FIELDS = ("guest_rip", "guest_rsp", "guest_rflags", "guest_ia32_efer", "pin_based_vm_exec_control", "cpu_based_vm_exec_control", "secondary_vm_exec_control",
                "vm_entry_controls", "vm_exit_controls", "vm_entry_intr_info_field", "tsc_offset",
                "guest_cr3", "guest_pdptr0", "guest_pdptr1", "guest_pdptr2", "guest_pdptr3",
                "msr_bitmap", "cr0_read_shadow", "cr4_read_shadow", "vm_exit_reason", "exit_qualification")
@@ -40,6 +40,9 @@ def _vmcs01(v) -> dict:
         "vmcs01.msr_bitmap": "__pa(vmx->vmcs01.msr_bitmap)",
         "vmcs01.cr0_read_shadow": v["l1.cr0"], "vmcs01.cr4_read_shadow": v["l1.cr4"],
         "vmcs01.vm_exit_reason": 20 if v["l1.instruction"] == "VMLAUNCH" else 24,
+        # L1's registers as the CPU saved them when VMLAUNCH exited to L0
+        "vmcs01.guest_rip": v["l1.rip"], "vmcs01.guest_rsp": v["l1.rsp"],
+        "vmcs01.guest_rflags": v["l1.rflags"], "vmcs01.guest_ia32_efer": v["l1.efer"],
     }
 
 
@@ -79,7 +82,7 @@ def classify(end: str, final) -> tuple:
     kind, _, failure = end[len("end:"):].partition("/")
     reason = final["vmcs12.vm_exit_reason"]
     if kind == "vmfail_valid":
-        return f"vmfail_valid:{final['vmcs12.vm_instruction_error']}", None
+        return f"vmfail_valid:{final['vmcs12.vm_instruction_error']}", failure or None
     if kind == "vmexit":
         return f"vmexit:{reason & 0xFFFF}", failure or None
     if kind == "entered" and reason & d.VMX_EXIT_REASONS_FAILED_VMENTRY:

@@ -713,7 +713,7 @@ def hardware_entry_failure(v, maxphyaddr, pae_ept):
 
 @step("vmx.l2.vcpu_run", "vmx_vcpu_run", VMX_C, "P15",
       reads=("vmcs12.*", "l2.exit", "cpu.maxphyaddr", "vcpu.arch.cr0", "vcpu.arch.cr4",
-             "vcpu.arch.efer", "vcpu.rip"),
+             "vcpu.arch.efer", "vcpu.rip", "cpu.vmcs02_vmfail"),
       writes=("vcpu.arch.nested_run_pending", "vmcs02.vm_exit_reason", "vmcs02.exit_qualification",
               "vcpu.requests"),
       reason="the CPU enters vmcs02 and makes its own checks; only after this first run is "
@@ -724,6 +724,9 @@ def l2_vcpu_run(ctx):
     ctx.remove_from("vcpu.requests", "KVM_REQ_TLB_FLUSH_GUEST", "KVM_REQ_TLB_FLUSH_CURRENT")
     pae_ept = nested_ept(ctx) and x86.is_pae_paging(ctx.get("vcpu.arch.cr0"), ctx.get("vcpu.arch.cr4"),
                                                     ctx.get("vcpu.arch.efer"))
+    if ctx.get("cpu.vmcs02_vmfail"):
+        ctx.note("the CPU VMfails vmcs02 (error 7): a misconfiguration KVM's checks missed")
+        return "hw_vmfail"
     failure = hardware_entry_failure(vmcs12(ctx), ctx.get("cpu.maxphyaddr"), pae_ept)
     if failure:
         why, qual = failure
@@ -819,3 +822,51 @@ step("vmx.exit.switch_vmcs01", "vmx_switch_vmcs", NESTED_C, "P7",
 step("vmx.run.check_triple_fault", "vcpu_enter_guest", "arch/x86/kvm/x86.c", "P15",
      reads=("vcpu.requests",), writes=("kvm_run.exit_reason", "vcpu.requests"),
      reason="a VMX abort's triple fault outside guest mode shuts the VM down")(check_triple_fault)
+
+
+# --- a late VMfail: the CPU rejects vmcs02 after KVM's checks passed ------------------
+
+@step("vmx.late.vmfail", "nested_vmx_fail", NESTED_C, "P15",
+      reads=("vmcs01.guest_rip", "vmcs01.guest_rsp", "vmcs01.guest_rflags"),
+      writes=("vcpu.rip", "vcpu.arch.rsp", "vcpu.arch.rflags", "vmcs12.vm_instruction_error",
+              "vcpu.arch.exception"),
+      reason="L2's state is already loaded, so the VMfail is reported through the exit path: "
+             "back on vmcs01, L1's RIP and RFLAGS are vmcs01's, and RIP moves past VMLAUNCH",
+      manual=SDM_ENTRY)
+def late_vmfail(ctx):
+    """nested_vmx_fail(7) on vmcs01's registers: ZF=1, error 7, RIP past VMLAUNCH."""
+    flags = ctx.get("vmcs01.guest_rflags") & ~(d.X86_EFLAGS_CF | d.X86_EFLAGS_PF | d.X86_EFLAGS_AF
+                                               | d.X86_EFLAGS_SF | d.X86_EFLAGS_OF)
+    ctx.set("vcpu.arch.rflags", flags | d.X86_EFLAGS_ZF)
+    ctx.set("vcpu.arch.rsp", ctx.get("vmcs01.guest_rsp"))
+    ctx.set("vmcs12.vm_instruction_error", d.VMXERR_ENTRY_INVALID_CONTROL_FIELD)
+    ctx.set("vcpu.rip", (ctx.get("vmcs01.guest_rip") + d.VMLAUNCH_INSN_LEN) & x86.MASK64)
+    if flags & x86.X86_EFLAGS_TF:
+        ctx.set("vcpu.arch.exception", "#DB")
+    return None
+
+
+@step("vmx.late.restore_host_state", "nested_vmx_restore_host_state", NESTED_C, "P12",
+      reads=("vmcs01.guest_ia32_efer", "vmcs01.cr0_read_shadow", "vmcs01.cr4_read_shadow",
+             "vmx.nested.pre_vmenter_cr3"),
+      writes=("vcpu.arch.efer", "vcpu.arch.cr0", "vcpu.arch.cr4", "vcpu.arch.cr3", "vcpu.arch.mmu",
+              "vcpu.arch.root_mmu.cpu_role", "vcpu.arch.root_mmu.root_role.guest_mode",
+              "vcpu.arch.root_mmu.pgd", "vcpu.arch.walk_mmu.cpu_role"),
+      reason="a late VMfail restores L1 as it was before VMLAUNCH, not vmcs12's host state: "
+             "CR0/CR4 from vmcs01's read shadows, EFER from vmcs01, CR3 from pre_vmenter_cr3")
+def restore_host_state(ctx):
+    """L1's EFER, CR0, CR4 from vmcs01; CR3 = pre_vmenter_cr3; the MMU reset for L1."""
+    efer, cr0, cr4 = (ctx.get("vmcs01.guest_ia32_efer"), ctx.get("vmcs01.cr0_read_shadow"),
+                      ctx.get("vmcs01.cr4_read_shadow"))
+    for reg, value in (("efer", efer), ("cr0", cr0), ("cr4", cr4)):
+        ctx.set(f"vcpu.arch.{reg}", value)
+    cr3 = ctx.get("vmx.nested.pre_vmenter_cr3")
+    ctx.set("vcpu.arch.cr3", cr3)
+    mode = x86.paging_mode(cr0, cr4, efer)
+    ctx.set("vcpu.arch.mmu", "root_mmu")
+    ctx.set("vcpu.arch.root_mmu.cpu_role", mode)
+    ctx.set("vcpu.arch.walk_mmu.cpu_role", mode)
+    ctx.set("vcpu.arch.root_mmu.root_role.guest_mode", 0)
+    ctx.set("vcpu.arch.root_mmu.pgd", cr3)
+    ctx.note(f"kvm_mmu_reset_context(): root_mmu back on L1's CR3 {cr3:#x} ({mode} paging)")
+    return None
