@@ -65,6 +65,12 @@ def skip_instruction(ctx) -> None:
 
 
 SKIP_READS = ("vcpu.rip", "vcpu.arch.rflags")
+
+
+def fail_valid_flags(rflags: int) -> int:
+    """nested_vmx_failValid(): ZF set; CF, PF, AF, SF and OF clear."""
+    return (rflags & ~(d.X86_EFLAGS_CF | d.X86_EFLAGS_PF | d.X86_EFLAGS_AF | d.X86_EFLAGS_SF
+                       | d.X86_EFLAGS_OF)) | d.X86_EFLAGS_ZF
 SKIP_WRITES = ("vcpu.rip", "vcpu.arch.exception")
 
 
@@ -174,9 +180,7 @@ def vmfail_invalid(ctx):
       manual=SDM_ENTRY)
 def vmfail(ctx):
     """RFLAGS.ZF=1, vm_instruction_error, skip the instruction."""
-    flags = ctx.get("vcpu.arch.rflags") & ~(d.X86_EFLAGS_CF | d.X86_EFLAGS_PF | d.X86_EFLAGS_AF
-                                            | d.X86_EFLAGS_SF | d.X86_EFLAGS_OF)
-    ctx.set("vcpu.arch.rflags", flags | d.X86_EFLAGS_ZF)
+    ctx.set("vcpu.arch.rflags", fail_valid_flags(ctx.get("vcpu.arch.rflags")))
     ctx.set("vmcs12.vm_instruction_error", ctx.get("vmx.local.vm_instruction_error"))
     skip_instruction(ctx)
     return None
@@ -835,9 +839,8 @@ step("vmx.run.check_triple_fault", "vcpu_enter_guest", "arch/x86/kvm/x86.c", "P1
       manual=SDM_ENTRY)
 def late_vmfail(ctx):
     """nested_vmx_fail(7) on vmcs01's registers: ZF=1, error 7, RIP past VMLAUNCH."""
-    flags = ctx.get("vmcs01.guest_rflags") & ~(d.X86_EFLAGS_CF | d.X86_EFLAGS_PF | d.X86_EFLAGS_AF
-                                               | d.X86_EFLAGS_SF | d.X86_EFLAGS_OF)
-    ctx.set("vcpu.arch.rflags", flags | d.X86_EFLAGS_ZF)
+    flags = fail_valid_flags(ctx.get("vmcs01.guest_rflags"))
+    ctx.set("vcpu.arch.rflags", flags)
     ctx.set("vcpu.arch.rsp", ctx.get("vmcs01.guest_rsp"))
     ctx.set("vmcs12.vm_instruction_error", d.VMXERR_ENTRY_INVALID_CONTROL_FIELD)
     ctx.set("vcpu.rip", (ctx.get("vmcs01.guest_rip") + d.VMLAUNCH_INSN_LEN) & x86.MASK64)
