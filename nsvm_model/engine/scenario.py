@@ -131,3 +131,14 @@ class Scenario:
 
     def __hash__(self) -> int:
         return hash((self.isa, frozenset(self._values.items()), self.memory))
+
+
+def preset_maker(default_scenario):
+    """A helper for an ISA's preset table: (name, doc, changes[, l2_mode, memory]) -> (name, make)."""
+    def preset(name, doc, changes, l2_mode="long", memory=None):
+        def make():
+            sc = default_scenario(l2_mode).with_fields(changes, name=name, description=doc)
+            return sc.with_memory(memory) if memory else sc
+        make.__doc__ = doc
+        return name, make
+    return preset

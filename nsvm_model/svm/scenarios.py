@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..engine.fields import B, E, S, U, named_constants
 from ..engine.memory import GuestMemory
-from ..engine.scenario import Scenario
+from ..engine.scenario import Scenario, preset_maker
 from .. import x86
 from . import defs
 
@@ -172,12 +172,7 @@ def default_scenario(l2_mode: str = "long") -> Scenario:
 
 # --- presets: the fact sheet's scenarios (nsvm-flow.md section 8) ----------
 
-def _p(name, doc, changes, l2_mode="long", memory=None):
-    def make():
-        sc = default_scenario(l2_mode).with_fields(changes, name=name, description=doc)
-        return sc.with_memory(memory) if memory else sc
-    make.__doc__ = doc
-    return name, make
+_p = preset_maker(default_scenario)
 
 
 UNBACKED = 0x800000000    # 32 GiB: legal for MAXPHYADDR 48, no memory behind it

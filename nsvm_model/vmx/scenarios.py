@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..engine.fields import B, E, S, U, named_constants
 from ..engine.memory import GuestMemory
-from ..engine.scenario import Scenario
+from ..engine.scenario import Scenario, preset_maker
 from .. import x86
 from . import caps, defs
 
@@ -188,12 +188,7 @@ def default_scenario(l2_mode: str = "long") -> Scenario:
     }, description=f"init_vmcs with a 32-bit {'PAE' if l2_mode == 'pae' else 'non-PAE'} L2")
 
 
-def _p(name, doc, changes, l2_mode="long", memory=None):
-    def make():
-        sc = default_scenario(l2_mode).with_fields(changes, name=name, description=doc)
-        return sc.with_memory(memory) if memory else sc
-    make.__doc__ = doc
-    return name, make
+_p = preset_maker(default_scenario)
 
 
 EPT_ON = {"vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW | defs.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
