@@ -942,7 +942,7 @@ def save_vmcb01(ctx):
     return None
 
 
-@step("X, SVM_C, "P15",
+@step("svm.smm.handler", "L1 SMM handler (L1 code, not KVM)", SVM_C, "P15",
       reads=("smm.vmcb12_asid",), writes=("vmcb12.control.asid",),
       reason="vmcb12 is ordinary guest memory: L1's SMM code may change it before RSM")
 def smm_handler(ctx):
