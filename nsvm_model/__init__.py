@@ -11,6 +11,7 @@ Pure Python; it imports no UI library.
 
 from __future__ import annotations
 
+from .engine.fields import quote
 from .engine.scenario import Scenario
 from .engine.trace import Flow, Trace, TraceStep
 from .kernel import KERNEL_COMMIT, KERNEL_REPO, source_url
@@ -45,7 +46,7 @@ def machine_for(isa: str):
     if isa == "vmx":
         from .vmx import MACHINE
         return MACHINE
-    raise ValueError(f"isa: {isa!r} is not allowed; expected one of {', '.join(ISAS)}")
+    raise ValueError(f"isa: {quote(isa)} is not allowed; expected one of {', '.join(ISAS)}")
 
 
 def run(scenario: Scenario, variant="upstream") -> Trace:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+from .engine.fields import quote
+from .engine.trace import Trace
+
 # phase -> (title, {isa: how that ISA fails in this phase})
 PHASES: Dict[str, Tuple[str, Dict[str, str]]] = {
     "P1": ("Instruction-level checks and faults",
@@ -105,8 +108,12 @@ def failing_phase(trace) -> Optional[str]:
 
 def align(svm_trace, vmx_trace) -> Alignment:
     """Pair two traces phase by phase (P1..P15)."""
-    if svm_trace.isa != "svm" or vmx_trace.isa != "vmx":
-        raise ValueError("align: expected an svm trace and a vmx trace, in that order")
+    for arg, value, isa in (("svm_trace", svm_trace, "svm"), ("vmx_trace", vmx_trace, "vmx")):
+        if not isinstance(value, Trace):
+            raise TypeError(f"align: {arg} must be a Trace (nm.run(...)), got {type(value).__name__} {quote(value)}")
+        if value.isa != isa:
+            raise ValueError(f"align: {arg} must be a trace of {isa}, got one of {value.isa} "
+                             "(call align(svm_trace, vmx_trace))")
     svm_fail, vmx_fail = failing_phase(svm_trace), failing_phase(vmx_trace)
     rows = []
     for phase, (title, modes) in PHASES.items():

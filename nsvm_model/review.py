@@ -16,12 +16,15 @@ import textwrap
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
+from .engine.fields import quote
 from .engine.rules import RuleViolation, linear_order, violations
-from .engine.trace import Flow, Trace
+from .engine.scenario import Scenario
+from .engine.trace import Flow, Trace, prune_unreachable
 from .text import show_value
 
 Ordering = Union[str, Flow, Sequence[str]]
 WIDTH = 72
+ISAS = ("svm", "vmx")
 
 
 def _machine(isa):
@@ -29,9 +32,28 @@ def _machine(isa):
     return machine_for(isa)
 
 
+def _check_isa(isa) -> None:
+    if isa is not None and isa not in ISAS:
+        raise ValueError(f"isa: {quote(isa)} is not allowed; expected one of {', '.join(ISAS)} (or None)")
+
+
+def _check_scenario(scenario, flow: Flow) -> None:
+    if scenario is None:
+        return
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario: expected a Scenario (nm.Scenario.{flow.isa}() or a preset) or None, "
+                        f"got {type(scenario).__name__} {quote(scenario)}")
+    if scenario.isa != flow.isa:
+        raise ValueError(f"scenario: {quote(scenario)} is a {scenario.isa} scenario; "
+                         f"the ordering {quote(flow.name)} needs a {flow.isa} scenario")
+
+
 def resolve(ordering: Ordering, isa: Optional[str] = None) -> Flow:
     """The Flow an ordering names."""
+    _check_isa(isa)
     if isinstance(ordering, Flow):
+        if isa is not None and ordering.isa != isa:
+            raise ValueError(f"ordering: flow {quote(ordering.name)} is for {ordering.isa}, not {isa}")
         return ordering
     if isinstance(ordering, str):
         for name in ([isa] if isa else ["svm", "vmx"]):
@@ -39,17 +61,21 @@ def resolve(ordering: Ordering, isa: Optional[str] = None) -> Flow:
             if ordering in flows:
                 return flows[ordering]
         known = sorted({f for i in ("svm", "vmx") for f in _machine(i).flows})
-        raise ValueError(f"ordering: unknown variant {ordering!r} (known: {', '.join(known)})")
+        raise ValueError(f"ordering: unknown variant {quote(ordering)} (known: {', '.join(known)})")
+    if not isinstance(ordering, (list, tuple)) or not ordering or not all(isinstance(s, str) for s in ordering):
+        raise TypeError("ordering: expected a variant name, a Flow or a non-empty list of step ids, "
+                        f"got {type(ordering).__name__} {quote(ordering)}")
     ids = list(ordering)
-    if not ids or not all(isinstance(s, str) for s in ids):
-        raise TypeError("ordering: expected a variant name, a Flow or a list of step ids")
     isa = isa or ids[0].split(".", 1)[0]
+    if isa not in ISAS:
+        raise ValueError(f"ordering: {quote(ids[0])} is not a step id (step ids start with "
+                         f"{' or '.join(i + '.' for i in ISAS)})")
     machine = _machine(isa)
     unknown = [s for s in ids if s not in machine.steps]
     if unknown:
         close = difflib.get_close_matches(unknown[0], machine.steps, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"ordering: unknown {isa} step {unknown[0]!r}{hint}")
+        raise ValueError(f"ordering: unknown {isa} step {quote(unknown[0])}{hint}")
     return from_order(machine.flows["upstream"], ids)
 
 
@@ -57,12 +83,19 @@ def from_order(base: Flow, ids: Sequence[str], name: str = "edited") -> Flow:
     """A flow that runs `ids` one after another, with base's failure paths."""
     seqs = dict(base.sequences)
     seqs["main"] = tuple(ids)
-    return Flow(name, base.isa, seqs, dict(base.on), "a user's ordering of the steps", "edited", base.exposes)
+    return Flow(name, base.isa, prune_unreachable(seqs, base.on), dict(base.on), "a user's ordering of the steps", "edited", base.exposes)
 
 
 def move(step: str, before: str = None, after: str = None, variant: str = "upstream",
          isa: Optional[str] = None, name: Optional[str] = None) -> Flow:
     """'Move step X before (or after) step Y' in a variant ("call:SEQ" moves a whole call)."""
+    for arg, value in (("step", step), ("before", before), ("after", after), ("name", name)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"move: {arg} must be a step id or 'call:SEQUENCE' string, "
+                            f"got {type(value).__name__} {quote(value)}")
+    if step is None:
+        raise TypeError("move: name the step to move")
+    _check_isa(isa)
     if isa is None:
         named = [s for s in (step, before, after) if s and not s.startswith("call:")]
         if not named:
@@ -79,6 +112,7 @@ def check_order(ordering: Ordering, isa: Optional[str] = None, scenario=None) ->
     branch such as RSM are seen too.
     """
     flow = resolve(ordering, isa)
+    _check_scenario(scenario, flow)
     machine = _machine(flow.isa)
     found = {v.id: v for v in violations(machine.rules, linear_order(flow))}
     trace = machine.run(scenario or _exposing_scenario(flow), flow)
@@ -89,18 +123,19 @@ def check_order(ordering: Ordering, isa: Optional[str] = None, scenario=None) ->
 
 
 def _exposing_scenario(flow: Flow):
-    from .engine.scenario import Scenario
     machine = _machine(flow.isa)
     return Scenario.preset(flow.isa, flow.exposes if flow.exposes in machine.presets else "default")
 
 
 def explain(rule_id: str) -> str:
+    if not isinstance(rule_id, str):
+        raise TypeError(f"rule: expected a rule id such as 'R18', got {type(rule_id).__name__} {quote(rule_id)}")
     for isa in ("svm", "vmx"):
         for rule in _machine(isa).rules:
             if rule.id == rule_id:
                 return rule.explain()
     ids = [r.id for isa in ("svm", "vmx") for r in _machine(isa).rules]
-    raise ValueError(f"rule: unknown rule {rule_id!r} (known: {', '.join(ids)})")
+    raise ValueError(f"rule: unknown rule {quote(rule_id)} (known: {', '.join(ids)})")
 
 
 @dataclass
@@ -137,6 +172,7 @@ def review(ordering: Ordering, scenario=None, baseline: Ordering = "upstream",
            isa: Optional[str] = None) -> Review:
     flow = resolve(ordering, isa)
     base = resolve(baseline, flow.isa)
+    _check_scenario(scenario, flow)
     sc = scenario or _exposing_scenario(flow)
     machine = _machine(flow.isa)
     return Review(flow, base, sc, machine.run(sc, flow), machine.run(sc, base),
@@ -165,7 +201,12 @@ def _wrap(text: str, width: int, indent: str = "  ") -> List[str]:
     return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ")
 
 
+MIN_WIDTH, MAX_WIDTH = 40, 400
+
+
 def compare_text(r: Review, width: int = WIDTH) -> str:
+    if isinstance(width, bool) or not isinstance(width, int) or not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise ValueError(f"width: expected an integer from {MIN_WIDTH} to {MAX_WIDTH} columns, got {quote(width)}")
     col = (width - 6) // 2
     fit = lambda s: "" if s is None else (s if len(s) <= col else s[:col - 1] + "~")
     a, b = r.baseline_trace, r.trace

@@ -1,20 +1,13 @@
 import json
-import os
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "reference"
-IN_CI = os.environ.get("CI") == "true"
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def oracle_cases(isa):
-    """Cases of the public oracle table for one ISA (the file sits in ../shared)."""
-    path = SHARED / "oracle-public.jsonl"
-    if not path.exists():
-        if IN_CI:
-            raise FileNotFoundError(f"{path} is missing: CI must have shared/ beside the clone")
-        return []
+    """Cases of the oracle table for one ISA: kvm-unit-tests and selftest cases with the
+    outcome each asserts (tests/data/README.md says where they come from)."""
+    path = DATA / "oracle-cases.jsonl"
     cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [c for c in cases if c["isa"] == isa]

@@ -66,5 +66,5 @@ def test_partner_moves_to_the_matching_phase():
 
 
 def test_align_checks_its_arguments():
-    with pytest.raises(ValueError, match="svm trace and a vmx trace"):
+    with pytest.raises(ValueError, match="svm_trace must be a trace of svm"):
         nm.align(nm.run(nm.Scenario.vmx()), nm.run(nm.Scenario.svm()))

@@ -17,7 +17,8 @@ from typing import Callable, Dict, List, Mapping, Tuple
 
 from .fields import Field
 from .step import Step
-from .trace import Flow, Trace, TraceStep, run_flow
+from .fields import quote
+from .trace import MACHINES, Flow, Trace, TraceStep, check_flow_steps, run_flow
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,32 @@ class Machine:
     presets: Dict[str, Callable] = field(default_factory=dict)
     rules: Tuple = ()                    # ordering rules (engine/rules.py)
 
+    def __post_init__(self):
+        for flow in self.flows.values():
+            check_flow_steps(flow, self.steps)
+        MACHINES[self.isa] = self          # from now on, flows of this ISA are checked when built
+
     # -- running ----------------------------------------------------------
     def flow(self, variant) -> Flow:
         if isinstance(variant, Flow):
+            if variant.isa != self.isa:
+                raise ValueError(f"variant: flow {quote(variant.name)} is a flow for {variant.isa}; "
+                                 f"this run needs a flow for {self.isa} (known: {', '.join(self.flows)})")
             return variant
+        if not isinstance(variant, str):
+            raise TypeError(f"variant: expected a variant name or a Flow, got {type(variant).__name__} "
+                            f"{quote(variant)} (known: {', '.join(self.flows)})")
         if variant not in self.flows:
             close = difflib.get_close_matches(str(variant), self.flows, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"variant: unknown {self.isa} variant {variant!r}{hint} "
+            raise ValueError(f"variant: unknown {self.isa} variant {quote(variant)}{hint} "
                              f"(known: {', '.join(self.flows)})")
         return self.flows[variant]
 
     def run(self, scenario, variant="upstream") -> Trace:
+        if getattr(scenario, "isa", None) != self.isa:
+            raise ValueError(f"scenario: a {self.isa} run needs a {self.isa} scenario, "
+                             f"got {quote(scenario)}")
         flow = self.flow(variant)
         state0 = self.initial_state(scenario)
         state0.update(self.derive(state0))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .fields import coerce, unknown_path_error
+from .fields import coerce, quote, unknown_path_error
 from .memory import GuestMemory
 
 
@@ -44,8 +44,11 @@ class Scenario:
     def preset(cls, isa: str, name: str) -> "Scenario":
         from .. import machine_for
         machine = machine_for(isa)
+        if not isinstance(name, str):
+            raise TypeError(f"preset: expected a preset name (a string), got {type(name).__name__} {quote(name)} "
+                            f"(known: {', '.join(machine.presets)})")
         if name not in machine.presets:
-            raise ValueError(f"preset: unknown {isa} preset {name!r} "
+            raise ValueError(f"preset: unknown {isa} preset {quote(name)} "
                              f"(known: {', '.join(machine.presets)})")
         return machine.presets[name]()
 
@@ -71,6 +74,8 @@ class Scenario:
         return self._values
 
     def get(self, path: str) -> Any:
+        if not isinstance(path, str):
+            raise unknown_path_error(path, self._values)
         path = self.machine_alias(path)
         if path not in self._values:
             raise unknown_path_error(path, self._values)
@@ -84,12 +89,15 @@ class Scenario:
     def with_fields(self, changes: Mapping[str, Any], name: str = None,
                     description: str = None) -> "Scenario":
         if not isinstance(changes, Mapping):
-            raise TypeError("with_fields: expected a mapping of field path -> value")
+            raise TypeError(f"with_fields: expected a mapping of field path -> value, got {type(changes).__name__}")
+        for arg, value in (("name", name), ("description", description)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"with_fields: {arg} must be a string, got {type(value).__name__}")
         fields = self.fields
         values = dict(self._values)
         for path, raw in changes.items():
             if not isinstance(path, str):
-                raise TypeError(f"field paths are strings, got {path!r}")
+                raise unknown_path_error(path, fields)
             path = self.machine_alias(path)
             if path not in fields:
                 raise unknown_path_error(path, fields)
@@ -100,19 +108,23 @@ class Scenario:
 
     def with_memory(self, words: Mapping[int, int]) -> "Scenario":
         """Write 8-byte values at 8-byte aligned GPAs of backed memory."""
+        if not isinstance(words, Mapping):
+            raise TypeError(f"memory: expected a mapping of GPA -> 8-byte value, got {type(words).__name__}")
         checked = {}
         for gpa, value in words.items():
             if isinstance(gpa, bool) or not isinstance(gpa, int) or gpa < 0:
-                raise TypeError(f"memory: a GPA is a non-negative integer, got {gpa!r}")
+                raise TypeError(f"memory: a GPA is a non-negative integer, got {quote(gpa)}")
+            if gpa >> 64:
+                raise ValueError(f"memory: GPA {quote(gpa)} is wider than 64 bits")
             if gpa & 7:
                 raise ValueError(f"memory[{gpa:#x}]: the GPA must be 8-byte aligned")
             if not self.memory.is_backed(gpa, 8):
                 raise ValueError(f"memory[{gpa:#x}]: no memory is backed there "
                                  f"(backed ranges: {', '.join(f'{s:#x}-{e:#x}' for s, e in self.memory.backed)})")
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"memory[{gpa:#x}]: expected an integer, got {value!r}")
+                raise TypeError(f"memory[{gpa:#x}]: expected an integer of 0 to 2**64-1, got {quote(value)}")
             if not 0 <= value < 1 << 64:
-                raise ValueError(f"memory[{gpa:#x}]: {value:#x} does not fit in 8 bytes")
+                raise ValueError(f"memory[{gpa:#x}]: {quote(value)} does not fit in 8 bytes (0 to 2**64-1)")
             checked[gpa] = value
         return Scenario(self.isa, self._values, self.memory.with_words(checked),
                         self.name, self.description)

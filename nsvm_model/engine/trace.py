@@ -10,13 +10,24 @@ gives back exactly the same steps.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
+from .fields import quote
 from .step import Ctx, Step
 
 MAX_STEPS = 400   # far above any real flow; stops a user's cyclic edit
+MAX_CALL_DEPTH = 32   # the deepest real flow nests 4 calls; Flow refuses call cycles anyway
+END, UNWIND, CALL = "end:", "unwind:", "call:"
+
+
+MACHINES: Dict[str, object] = {}    # isa -> its Machine, once the ISA has registered it
+
+
+class FlowError(ValueError):
+    """A flow that cannot run: it names the flow and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,11 @@ class Flow:
     source: str = ""                           # commit or thread the variant comes from
     exposes: str = ""                          # a preset scenario that shows its difference
 
+    def __post_init__(self):
+        check_flow_shape(self)
+        if self.isa in MACHINES:
+            check_flow_steps(self, MACHINES[self.isa].steps)
+
     def moved(self, step_id: str, *, before: str = None, after: str = None,
               name: str = None) -> "Flow":
         """A copy with step_id (or "call:SEQ") taken out and put before/after another entry.
@@ -40,15 +56,18 @@ class Flow:
         if (before is None) == (after is None):
             raise ValueError("moved: give exactly one of before= or after=")
         anchor = before or after
+        for arg, value in (("step", step_id), ("before" if before else "after", anchor)):
+            if not isinstance(value, str):
+                raise TypeError(f"moved: {arg} must be a step id or 'call:SEQUENCE' string, got {quote(value)}")
         seqs = {k: list(v) for k, v in self.sequences.items()}
         where = [(k, i) for k, v in seqs.items() for i, e in enumerate(v) if e == step_id]
         if not where:
-            raise ValueError(f"moved: {step_id!r} is not in flow {self.name!r}")
+            raise ValueError(f"moved: {quote(step_id)} is not in flow {self.name!r}")
         for k, i in reversed(where):
             del seqs[k][i]
         targets = [(k, i) for k, v in seqs.items() for i, e in enumerate(v) if e == anchor]
         if not targets:
-            raise ValueError(f"moved: anchor {anchor!r} is not in flow {self.name!r}")
+            raise ValueError(f"moved: anchor {quote(anchor)} is not in flow {self.name!r}")
         k, i = targets[0]
         seqs[k].insert(i if before else i + 1, step_id)
         short = step_id.removeprefix("call:").split(".")[-1]
@@ -56,6 +75,10 @@ class Flow:
         return Flow(label, self.isa, {k: tuple(v) for k, v in seqs.items()}, dict(self.on),
                     f"{self.name} with {step_id} moved {'before' if before else 'after'} {anchor}",
                     self.source, self.exposes)
+
+    def reachable(self) -> List[str]:
+        """Sequence names a run can enter: from main, through calls, gotos and unwinds."""
+        return reachable_sequences(self.sequences, self.on)
 
     def step_ids(self) -> List[str]:
         """Every step the flow can run, in the order the sequences list them."""
@@ -65,6 +88,109 @@ class Flow:
                 if not sid.startswith("call:") and sid not in seen:
                     seen.append(sid)
         return seen
+
+
+def _target_sequence(target: str):
+    """The sequence an `on` target enters, or None for an end."""
+    if target.startswith(END):
+        return None
+    return target[len(UNWIND):] if target.startswith(UNWIND) else target
+
+
+def reachable_sequences(sequences: Mapping, on: Mapping) -> List[str]:
+    seen, todo = [], ["main"]
+    while todo:
+        seq = todo.pop()
+        if seq in seen or seq not in sequences:
+            continue
+        seen.append(seq)
+        entries = sequences[seq]
+        todo += [e[len(CALL):] for e in entries if e.startswith(CALL)]
+        exits = {f"{seq}:done"} | {e for e in entries if not e.startswith(CALL)}
+        todo += [t for key, target in on.items() if key.rsplit(":", 1)[0] in exits
+                 for t in [_target_sequence(target)] if t]
+    return seen
+
+
+def prune_unreachable(sequences: Mapping, on: Mapping) -> dict:
+    """Only the sequences a run can enter: for flows built from a list or by replacing a sequence."""
+    keep = reachable_sequences(sequences, on)
+    return {name: seq for name, seq in sequences.items() if name in keep}
+
+
+def _call_cycle(sequences: Mapping):
+    """One call cycle as a list of sequence names, or None."""
+    state = {}                        # name -> "open" while on the DFS path, "done" after
+
+    def visit(seq, path):
+        state[seq] = "open"
+        for e in sequences.get(seq, ()):
+            callee = e[len(CALL):] if e.startswith(CALL) else None
+            if callee is None:
+                continue
+            if state.get(callee) == "open":
+                return path[path.index(callee):] + [callee] if callee in path else path + [callee]
+            if callee not in state:
+                found = visit(callee, path + [callee])
+                if found:
+                    return found
+        state[seq] = "done"
+        return None
+
+    for seq in sequences:
+        if seq not in state:
+            found = visit(seq, [seq])
+            if found:
+                return found
+    return None
+
+
+def check_flow_shape(flow: "Flow") -> None:
+    """Refuse a flow that could not run: a missing sequence, a call cycle, an unreachable sequence."""
+    def fail(why):
+        return FlowError(f"flow {quote(flow.name)}: {why}")
+
+    if not isinstance(flow.name, str) or not isinstance(flow.isa, str):
+        raise TypeError(f"flow: name and isa are strings, got {quote(flow.name)} and {quote(flow.isa)}")
+    if not isinstance(flow.sequences, Mapping) or not isinstance(flow.on, Mapping):
+        raise TypeError(f"flow {quote(flow.name)}: sequences and on are mappings "
+                        "(name -> tuple of step ids; 'step:label' -> target)")
+    if "main" not in flow.sequences:
+        raise fail("has no 'main' sequence, where a run starts")
+    for name, seq in flow.sequences.items():
+        if not isinstance(seq, (tuple, list)) or not all(isinstance(e, str) for e in seq):
+            raise fail(f"sequence {quote(name)} must be a tuple of step ids or 'call:NAME' strings")
+        for e in seq:
+            if e.startswith(CALL) and e[len(CALL):] not in flow.sequences:
+                raise fail(f"sequence {quote(name)} calls {quote(e[len(CALL):])}, which is not a sequence "
+                           f"(known: {', '.join(flow.sequences)})")
+    present = set(flow.sequences) | {e for seq in flow.sequences.values() for e in seq}
+    for key, target in flow.on.items():
+        if not isinstance(key, str) or not isinstance(target, str):
+            raise fail(f"on: entries are 'step:label' -> target strings, got {quote(key)}: {quote(target)}")
+        seq = _target_sequence(target)
+        live = key.rsplit(":", 1)[0] in present      # entries of steps the flow lacks never fire
+        if live and seq is not None and seq not in flow.sequences:
+            raise fail(f"on[{quote(key)}] goes to {quote(target)}, which is not a sequence; "
+                       "targets are a sequence name, 'unwind:NAME' or 'end:OUTCOME'")
+    cycle = _call_cycle(flow.sequences)
+    if cycle:
+        raise fail("calls itself in a cycle (" + " -> ".join(cycle) + "); a run would never return")
+    unreachable = [n for n in flow.sequences if n not in reachable_sequences(flow.sequences, flow.on)]
+    if unreachable:
+        raise fail(f"no run can reach {', '.join(map(quote, unreachable))} "
+                   "(nothing calls it, and no step's outcome goes there)")
+
+
+def check_flow_steps(flow: "Flow", steps: Mapping) -> None:
+    """Refuse a flow that names a step its ISA does not define."""
+    for name, seq in flow.sequences.items():
+        for e in seq:
+            if not e.startswith(CALL) and e not in steps:
+                close = difflib.get_close_matches(e, steps, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise FlowError(f"flow {quote(flow.name)}: sequence {quote(name)} names "
+                                f"{quote(e)}, which is not a step of {flow.isa}{hint}")
 
 
 class TraceStep(NamedTuple):
@@ -164,8 +290,11 @@ def run_flow(flow: Flow, steps: Mapping[str, Step], state0: Mapping, memory,
             break
         entry = sequence[idx]
         stack[-1] = (seq, idx + 1)
-        if entry.startswith("call:"):
-            stack.append((entry[5:], 0))
+        if entry.startswith(CALL):
+            if len(stack) >= MAX_CALL_DEPTH:
+                end = "end:incomplete"
+                break
+            stack.append((entry[len(CALL):], 0))
             continue
         if len(recorded) >= MAX_STEPS:
             end = "end:incomplete"

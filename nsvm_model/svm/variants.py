@@ -9,7 +9,7 @@ the few steps it needs, cited like the others.  Sources: nsvm-flow.md 6.4.
 
 from __future__ import annotations
 
-from ..engine.trace import Flow
+from ..engine.trace import Flow, prune_unreachable
 from . import defs
 from .flows import (COPY_VMCB12_TO_CACHE, ENTER_SVM_GUEST_MODE, NESTED_SVM_VMRUN, NESTED_SVM_VMEXIT,
                     PREPARE_CONTROL, UPSTREAM, UPSTREAM_ON, UPSTREAM_SEQUENCES)
@@ -73,7 +73,7 @@ def variant(name, description, source, exposes, sequences=None, on=None):
     seqs.update(sequences or {})
     table = dict(UPSTREAM_ON)
     table.update(on or {})
-    return Flow(name, "svm", seqs, table, description, source, exposes)
+    return Flow(name, "svm", prune_unreachable(seqs, table), table, description, source, exposes)
 
 
 PRE_GIF_FIX = variant(
