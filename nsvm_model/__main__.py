@@ -7,6 +7,7 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXAMPLES = """examples:
@@ -44,13 +45,22 @@ def cmd_compare(args):
     import nsvm_model as nm
     sc = _scenario(args) if (args.preset_given or args.set) else None
     r = nm.review(args.b, scenario=sc, baseline=args.a, isa=args.isa)
-    print(r.text(width=args.width))
-    if args.svg:
-        with open(args.svg, "w") as f:
-            f.write(r.svg())
-    if args.png:
-        with open(args.png, "wb") as f:
-            f.write(r.png())
+    text = r.text(width=args.width)
+    outputs = [(path, r.svg, "w") for path in [args.svg] if path] + [(path, r.png, "wb") for path in [args.png] if path]
+    for path, _, mode in outputs:       # refuse an unwritable path before printing anything
+        _check_writable(path)
+    print(text)
+    for path, draw, mode in outputs:
+        with open(path, mode) as f:
+            f.write(draw())
+
+
+def _check_writable(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ValueError(f"--svg/--png: cannot write {path!r} (the folder must exist and be writable)")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f"--svg/--png: {path!r} exists and is not writable")
 
 
 def cmd_check_order(args):
@@ -75,6 +85,22 @@ def cmd_explain(args):
     print(nm.explain(args.rule))
 
 
+def _bounded_int(low: int, high: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer from {low} to {high}, got {text[:40]!r}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+_width = _bounded_int(40, 400, "--width")
+_count = _bounded_int(0, 1000, "--changes")
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m nsvm_model", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,7 +117,7 @@ def parser():
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     scenario_args(t)
     t.add_argument("--variant", default="upstream")
-    t.add_argument("--changes", type=int, default=4, help="field changes shown per step")
+    t.add_argument("--changes", type=_count, default=4, help="field changes shown per step (0 to 1000)")
     t.set_defaults(func=cmd_trace)
 
     c = sub.add_parser("compare", help="two orderings side by side, 72 columns", epilog=EXAMPLES,
@@ -99,7 +125,7 @@ def parser():
     c.add_argument("a", help="baseline variant, e.g. upstream")
     c.add_argument("b", help="variant to compare, e.g. v6-unified")
     scenario_args(c)
-    c.add_argument("--width", type=int, default=72)
+    c.add_argument("--width", type=_width, default=72, help="columns of the text, 40 to 400 (default 72)")
     c.add_argument("--svg", help="also write a diagram as SVG")
     c.add_argument("--png", help="also write a diagram as PNG")
     c.set_defaults(func=cmd_compare)
@@ -126,10 +152,18 @@ def main(argv=None) -> int:
         args.preset = args.preset or "default"
     try:
         args.func(args)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:            # a bug of ours: still one line, and say so
+        print(f"error: internal error ({type(exc).__name__}): {_one_line(exc)}; please report it", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else text[:400] + "..."
 
 
 if __name__ == "__main__":

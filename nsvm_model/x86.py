@@ -216,3 +216,35 @@ def pdptr_rsvd_bits(maxphyaddr: int) -> int:
 def pdpt_base(cr3: int) -> int:
     """In PAE paging CR3[31:5] locates the 32-byte aligned PDPT."""
     return cr3 & 0xFFFFFFE0
+
+
+# --- register values a running CPU can hold ------------------------------------------
+# L1 is running when it executes VMRUN or VMLAUNCH, so its control registers passed
+# the architectural checks of MOV to CR0/CR4 and WRMSR EFER (SDM vol. 3A 2.5, APM
+# vol. 2 3.1); the CPU itself keeps EFER.LMA = EFER.LME & CR0.PG.
+_EFER_KNOWN = EFER_LMSLE | sum(_EFER_FEATURE_BITS)
+_RFLAGS_RESERVED = rsvd_bits(22, 63) | (1 << 15) | (1 << 5) | (1 << 3)
+
+
+def l1_register_problems(values) -> list:
+    """(field, why) for each L1 register value no CPU could hold."""
+    cr0, cr4, efer, rflags = (values[f"l1.{r}"] for r in ("cr0", "cr4", "efer", "rflags"))
+    problems = [
+        ("l1.cr0", cr0 >> 32, "bits 63:32 are reserved"),
+        ("l1.cr0", cr0 & X86_CR0_PG and not cr0 & X86_CR0_PE, "CR0.PG needs CR0.PE"),
+        ("l1.cr0", cr0 & X86_CR0_NW and not cr0 & X86_CR0_CD, "CR0.NW needs CR0.CD"),
+        ("l1.cr4", cr4 & ~_CR4_KNOWN & MASK64, "it sets bits CR4 does not define"),
+        ("l1.efer", efer & ~_EFER_KNOWN & MASK64, "it sets bits EFER does not define"),
+        ("l1.efer", bool(efer & EFER_LMA) != bool(efer & EFER_LME and cr0 & X86_CR0_PG),
+         "EFER.LMA must equal EFER.LME and CR0.PG (the CPU sets it; see l1.cr0)"),
+        ("l1.cr4", efer & EFER_LMA and not cr4 & X86_CR4_PAE, "long mode (EFER.LMA) needs CR4.PAE"),
+        ("l1.rflags", not rflags & X86_EFLAGS_FIXED, "RFLAGS bit 1 is always 1"),
+        ("l1.rflags", rflags & _RFLAGS_RESERVED, "bits 63:22, 15, 5 and 3 are reserved"),
+    ]
+    return [(field, why) for field, broken, why in problems if broken]
+
+
+def check_l1_registers(values) -> None:
+    """Refuse a scenario whose L1 registers no CPU could hold, naming the field."""
+    for field, why in l1_register_problems(values):
+        raise ValueError(f"{field}: {values[field]:#x} is not a value a running CPU can hold: {why}")

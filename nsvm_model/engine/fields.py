@@ -30,7 +30,15 @@ class Field:
             return "True/False, 0/1 or yes/no"
         if self.kind == "enum":
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        return "a set of names from " + ", ".join(sorted(self.choices))
+        return "a set of names from " + listing(sorted(self.choices), f"sc.fields[{self.path!r}].choices lists them")
+
+
+def listing(names: Iterable, where: str = "", limit: int = 12) -> str:
+    """Names for an error message: all of a short list, the first `limit` of a long one."""
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", ... ({len(names)} in all{'; ' + where if where else ''})"
 
 
 def U(path: str, width: int, doc: str = "") -> Field:
@@ -201,12 +209,12 @@ def _coerce_set(field: Field, value: Any, constants) -> frozenset:
     names = set()
     for v in value:
         if not isinstance(v, str):
-            raise TypeError(f"{p}: expected names (strings) from {', '.join(field.choices)}, got {quote(v)}")
+            raise TypeError(f"{p}: expected names (strings) from {listing(field.choices)}, got {quote(v)}")
         name = v.removeprefix("INTERCEPT_").removeprefix("X86_FEATURE_")
         if name not in field.choices:
             close = difflib.get_close_matches(name, field.choices, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"{p}: unknown name {quote(v, 40)}{hint} (allowed: {', '.join(field.choices)})")
+            raise ValueError(f"{p}: unknown name {quote(v, 40)}{hint} (allowed: {listing(field.choices, 'sc.fields[path].choices lists them')})")
         names.add(name)
     return frozenset(names)
 

@@ -54,6 +54,7 @@ class Machine:
     invariants: Tuple[Invariant, ...] = ()
     presets: Dict[str, Callable] = field(default_factory=dict)
     rules: Tuple = ()                    # ordering rules (engine/rules.py)
+    check_values: Callable[[Mapping], None] = lambda values: None   # raises on impossible values
 
     def __post_init__(self):
         for flow in self.flows.values():

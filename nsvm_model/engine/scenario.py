@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .fields import coerce, quote, unknown_path_error
+from .fields import coerce, listing, quote, unknown_path_error
 from .memory import GuestMemory
 
 
@@ -46,10 +46,10 @@ class Scenario:
         machine = machine_for(isa)
         if not isinstance(name, str):
             raise TypeError(f"preset: expected a preset name (a string), got {type(name).__name__} {quote(name)} "
-                            f"(known: {', '.join(machine.presets)})")
+                            f"(known: {listing(machine.presets, f'nm.Scenario.presets({isa!r})')})")
         if name not in machine.presets:
             raise ValueError(f"preset: unknown {isa} preset {quote(name)} "
-                             f"(known: {', '.join(machine.presets)})")
+                             f"(known: {listing(machine.presets, f'nm.Scenario.presets({isa!r})')})")
         return machine.presets[name]()
 
     @staticmethod
@@ -102,6 +102,7 @@ class Scenario:
             if path not in fields:
                 raise unknown_path_error(path, fields)
             values[path] = coerce(fields[path], raw, self.machine.constants)
+        self.machine.check_values(values)
         return Scenario(self.isa, values, self.memory,
                         name if name is not None else self.name,
                         description if description is not None else self.description)

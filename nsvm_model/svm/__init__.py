@@ -1,5 +1,6 @@
 """nSVM: the model of KVM's nested VMRUN and #VMEXIT on AMD SVM."""
 
+from .. import x86
 from ..engine.machine import Machine
 from . import flows, invariants, rules, scenarios, state, steps, variants
 
@@ -17,4 +18,5 @@ MACHINE = Machine(
     invariants=invariants.INVARIANTS,
     presets=scenarios.PRESETS,
     rules=rules.RULES,
+    check_values=x86.check_l1_registers,
 )

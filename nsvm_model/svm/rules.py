@@ -121,4 +121,8 @@ RULES = (
        "RSM re-enters L2: vmcb01 must hold L1's state again, and the vmcb12 that L1 could change "
        "in SMM must pass the checks again", "svm_leave_smm() svm/svm.c@1a27afa0; commit be5fa8737d42",
        "L2 re-entered from an invalid vmcb12", required=True),
+    _r("R30", ["svm.enter.load_cr3.set_cr3"], ["svm.l2.vcpu_run"],
+       "L2 runs on the CR3 and MMU that nested_svm_load_cr3() installs; an ordering that never "
+       "reaches it leaves L1's CR3 and root in place", f"enter_svm_guest_mode() {C}",
+       "L2 runs with L1's CR3 (invariant I4)", required=True),
 )

@@ -1,5 +1,6 @@
 """nVMX: the model of KVM's nested VM entry and VM exit on Intel VMX."""
 
+from .. import x86
 from ..engine.machine import Machine
 from . import flows, invariants, rules, scenarios, state, steps
 
@@ -17,4 +18,5 @@ MACHINE = Machine(
     invariants=invariants.INVARIANTS,
     presets=scenarios.PRESETS,
     rules=rules.RULES,
+    check_values=x86.check_l1_registers,
 )

@@ -1,4 +1,4 @@
-"""nVMX ordering rules (nvmx-flow.md section 6, D1-D14), with the steps they relate."""
+"""nVMX ordering rules (nvmx-flow.md section 6, D1-D14; D15 added), with the steps they relate."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from ..engine.rules import Rule
 C = "vmx/nested.c@1a27afa0"
 
 
-def _r(id, before, after, reason, source, symptom, confidence="V"):
-    return Rule(id, "vmx", tuple(before), tuple(after), reason, source, symptom, confidence)
+def _r(id, before, after, reason, source, symptom, confidence="V", required=False):
+    return Rule(id, "vmx", tuple(before), tuple(after), reason, source, symptom, confidence, required)
 
 
 RULES = (
@@ -61,4 +61,8 @@ RULES = (
        ["vmx.host.load_cr3.pdptrs", "vmx.host.load_cr3.init_mmu"],
        "L1's CR3 needs L1's MMU and paging mode, and vmx_set_cr0() consults EFER",
        f"load_vmcs12_host_state() {C}", "L1 runs with an MMU role built for L2"),
+    _r("D15", ["vmx.prep.load_cr3.set_cr3"], ["vmx.l2.vcpu_run"],
+       "L2 runs on the CR3 and MMU that nested_vmx_load_cr3() installs in prepare_vmcs02(); an "
+       "ordering that never reaches it leaves L1's CR3 and root in place", f"prepare_vmcs02() {C}",
+       "L2 runs with L1's CR3", required=True),
 )
