@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8888
-TOKEN  ?= $(shell $(PYTHON) -c "import secrets; print(secrets.token_hex(16))")
 
 .PHONY: setup system-packages test bench lab html slides clean
 VENDOR := build/vendor
@@ -38,11 +37,16 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/run.py
 
+# One token, made once and handed to the server in its environment (JUPYTER_TOKEN), so
+# it is not on any command line; a busy port stops here instead of moving elsewhere.
 lab: setup
-	@echo "JupyterLab on http://127.0.0.1:$(PORT)/lab/tree/00_start_here.ipynb?token=$(TOKEN)"
-	$(BIN)/python -m jupyterlab --no-browser --ip=127.0.0.1 --port=$(PORT) \
-	  --ServerApp.root_dir=notebooks --IdentityProvider.token=$(TOKEN) \
-	  --LabApp.default_url=/lab/tree/00_start_here.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
+	@export JUPYTER_TOKEN="$${JUPYTER_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))')}"; \
+	$(BIN)/python -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' $(PORT) 2>/dev/null \
+	  || { echo "error: port $(PORT) on 127.0.0.1 is busy; pick another, e.g. make lab PORT=8890" >&2; exit 2; }; \
+	echo "JupyterLab on http://127.0.0.1:$(PORT)/lab/tree/00_start_here.ipynb?token=$$JUPYTER_TOKEN"; \
+	exec $(BIN)/python -m jupyterlab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.port_retries=0 \
+	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/00_start_here.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The widget renderer, require.js and reveal.js, taken from the npm registry once and
 # served with the pages: the exported site needs no CDN.
