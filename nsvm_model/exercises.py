@@ -11,6 +11,7 @@ the question itself.
 
 from __future__ import annotations
 
+import html
 import random
 import re
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ class Feedback:
     def _repr_html_(self) -> str:
         color = "#009E73" if self.correct else "#D55E00"
         mark = "✓ Right." if self.correct else "✗ Not quite."
-        return f'<div style="border-left:4px solid {color};padding:4px 8px"><b>{mark}</b> {self.message}</div>'
+        # the message quotes the learner's answer: escape it, it is text, not markup
+        return (f'<div style="border-left:4px solid {color};padding:4px 8px"><b>{mark}</b> '
+                f'{html.escape(self.message)}</div>')
 
 
 @dataclass
@@ -53,18 +56,46 @@ class Question:
         return f'<div style="border-left:4px solid #0072B2;padding:4px 8px"><b>Predict:</b> {self.text}{hint}</div>'
 
     def check(self, answer) -> Feedback:
+        """A verdict for any answer at all: a learner's odd input is a wrong answer, never an exception."""
         try:
             given = self._normalize(answer)
-        except (ValueError, TypeError):
-            return Feedback(False, f"{answer!r} is not an answer this question understands. "
+        except Exception:                 # str() may fail too (huge ints, a broken __str__)
+            return Feedback(False, f"{_quote(answer)} is not an answer this question understands. "
                                    + (f"Use one of: {', '.join(self.choices)}." if self.choices else ""))
-        if given == self._answer:
+        if _same(given, self._answer):
             return Feedback(True, self._explain())
-        return Feedback(False, f"you said {show_value(given) if isinstance(given, int) else given}. "
-                               + self._explain())
+        return Feedback(False, f"you said {_said(given)}. " + self._explain())
+
+
+def _same(given, answer) -> bool:
+    """Equal and of the same kind: False == 0 in Python, but False is no answer to "which number?"."""
+    if isinstance(given, int) or isinstance(answer, int):
+        return type(given) is type(answer) and given == answer
+    return given == answer
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _said(given) -> str:
+    try:
+        return _clip(show_value(given) if isinstance(given, int) else str(given))
+    except Exception:                     # show_value() of a huge negative int hits the digit limit
+        return _quote(given)
+
+
+def _quote(answer) -> str:
+    """The answer as the feedback quotes it: short, and whatever its repr() does."""
+    try:
+        return _clip(repr(answer))
+    except Exception:                     # e.g. an int past the int-to-str digit limit
+        return f"that {type(answer).__name__}"
 
 
 def _int(answer) -> int:
+    if isinstance(answer, bool):          # a bool is an int to Python, not to this question
+        raise TypeError("a yes/no answer is not a number")
     return answer if isinstance(answer, int) else int(str(answer).strip(), 0)
 
 

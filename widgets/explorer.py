@@ -37,28 +37,68 @@ def flow_of(trace: Trace) -> Flow:
     return trace.flow or nm.machine_for(trace.isa).flow(trace.variant)
 
 
+class StepOutOfRange(traitlets.TraitError, ValueError):
+    """A step the trace does not have: a TraitError for traitlets, a ValueError for the contract."""
+
+
+class StepNotAnInteger(traitlets.TraitError, TypeError):
+    """A step that is not an int: a TraitError for traitlets, a TypeError for the contract."""
+
+
+class StepIndex(traitlets.Int):
+    """An Int trait that refuses bool and text with a TypeError naming `step`."""
+
+    def validate(self, obj, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise StepNotAnInteger(f"step: expected an integer step index, got {type(value).__name__} {value!r:.40}")
+        return super().validate(obj, value)
+
+
+def check_step(value: int, trace: Optional[Trace]) -> int:
+    """Refuse a step outside the trace before any linked panel moves (the Stack would refuse it half-way)."""
+    if trace is not None and not 0 <= value < len(trace.steps):
+        raise StepOutOfRange(f"step: {value} is outside this trace (0 to {len(trace.steps) - 1})")
+    return value
+
+
 class FrameView(W.VBox):
     """One HTML frame per step in a Stack; `step` selects the frame."""
 
-    step = traitlets.Int(0)
+    step = StepIndex(0)
 
     def __init__(self, trace: Trace, draw: Callable[[Trace, int], str], with_defs: bool = True, **kw):
         self._draw = draw
         self._with_defs = with_defs
+        self.trace = None
         self.defs = W.HTML()
         self.stack = W.Stack()
         super().__init__([self.defs, self.stack], **kw)
         self.load(trace)
         traitlets.link((self, "step"), (self.stack, "selected_index"))
 
-    def load(self, trace: Trace) -> None:
-        self.trace = trace
-        flow = flow_of(trace)
-        self.defs.value = CSS + (render.defs(trace, flow) if self._with_defs else "")
+    @traitlets.validate("step")
+    def _valid_step(self, proposal):
+        return check_step(proposal["value"], self.trace)
+
+    def render(self, trace: Trace) -> tuple:
+        """Every frame of a trace as HTML; touches nothing shown, so a failure here changes nothing."""
+        if not trace.steps:
+            raise ValueError("the run has no step to show")
+        defs = CSS + (render.defs(trace, flow_of(trace)) if self._with_defs else "")
+        return defs, [self._draw(trace, i) for i in range(len(trace.steps))]
+
+    def show(self, trace: Trace, rendered: tuple) -> None:
+        """Swap in frames made by render().  The step is clamped first, while it is valid in both the old
+        and the new trace: replacing the Stack's children under a too-large index would reset it to None."""
         step = min(self.step, len(trace.steps) - 1)
-        self.stack.children = [W.HTML(self._draw(trace, i)) for i in range(len(trace.steps))]
+        self.step = step                  # still valid in the old trace; the Stack follows through the link
+        self.trace = trace
+        self.defs.value = rendered[0]
+        self.stack.children = [W.HTML(html) for html in rendered[1]]
         self.stack.selected_index = step
-        self.step = step
+
+    def load(self, trace: Trace) -> None:
+        self.show(trace, self.render(trace))
 
     def frame_html(self, i: Optional[int] = None) -> str:
         return self.stack.children[self.step if i is None else i].value
@@ -67,10 +107,11 @@ class FrameView(W.VBox):
 class Stepper(W.VBox):
     """First/Previous/Next/Last, a slider, Play with a speed control, a jump list, and the frames."""
 
-    step = traitlets.Int(0)
+    step = StepIndex(0)
 
     def __init__(self, trace: Trace, draw: Callable[[Trace, int], str] = None, **kw):
         draw = draw or (lambda t, i: render.frame(t, flow_of(t), i))
+        self._loading = False
         self.view = FrameView(trace, draw)
         b = lambda text, tip: W.Button(description=text, tooltip=tip, layout=W.Layout(width="auto", min_width="92px"))
         self.first, self.prev = b("|◀ First", "first step"), b("◀ Previous", "previous step")
@@ -97,33 +138,62 @@ class Stepper(W.VBox):
         wrap = W.Layout(flex_flow="row wrap")
         controls = W.HBox([self.first, self.prev, self.next, self.last, self.play, self.slider], layout=wrap)
         super().__init__([controls, W.HBox([self.jump, self.speed], layout=wrap), self.note, self.view], **kw)
-        self.load(trace)
+        self._fit_controls(trace, 0)
 
     @property
     def trace(self) -> Trace:
         return self.view.trace
 
+    @traitlets.validate("step")
+    def _valid_step(self, proposal):
+        return check_step(proposal["value"], self.trace)
+
+    def render(self, trace: Trace) -> tuple:
+        return self.view.render(trace)
+
+    def show(self, trace: Trace, rendered: tuple) -> None:
+        """Swap in another trace (a what-if run); the step stays where it was if it still exists."""
+        step = min(self.step, len(trace.steps) - 1)
+        self._loading = True
+        try:
+            self.step = step                  # valid in both traces, so no linked panel is ever out of range
+            self.view.show(trace, rendered)
+            self._fit_controls(trace, step)
+        finally:
+            self._loading = False
+
     def load(self, trace: Trace) -> None:
-        """Show another trace (a what-if run); the step stays where it was if it still exists."""
-        n = len(trace.steps)
-        step = min(self.step, n - 1)
-        self.view.load(trace)
-        self.slider.max = self.play.max = n - 1
+        self.show(trace, self.render(trace))
+
+    def _fit_controls(self, trace: Trace, step: int) -> None:
+        self.slider.max = self.play.max = len(trace.steps) - 1
         self.jump.options = [(f"{i + 1}. {s.id} · {s.function}()", i) for i, s in enumerate(trace.steps)]
-        self.step = step
         self.jump.value = step
-        self.view.step = step
 
     def _go(self, i: int) -> None:
         self.step = max(0, min(i, len(self.trace.steps) - 1))
 
     def _on_jump(self, change) -> None:
-        if change["new"] is not None:
+        # new options reset the list to its first entry: that is not the learner jumping
+        if change["new"] is not None and not self._loading:
             self.step = change["new"]
 
     def _on_step(self, change) -> None:
         if self.jump.value != change["new"]:
             self.jump.value = change["new"]
+
+
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one escaped, bounded status line (the message may quote what the learner typed)."""
+    try:
+        text = str(exc)
+    except Exception:                     # an exception whose str() fails still gets a line
+        text = ""
+    if not isinstance(exc, (ValueError, TypeError)):   # not bad input: a model or widget bug, say which
+        text = f"internal error ({type(exc).__name__}): {text}"
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return f'<div class="nv-error">✗ {render.esc(text)} (the last good trace stays)</div>'
 
 
 class WhatIf(W.VBox):
@@ -134,6 +204,8 @@ class WhatIf(W.VBox):
         isa = explorer.trace.isa
         self.isa = isa
         self.scenario = explorer.trace.scenario
+        self._flow = None                 # a moved ordering; kept across preset and field runs, not variants
+        self._quiet = False               # set while the panel puts a dropdown back: that is no request to run
         self.preset = W.Dropdown(options=list(Scenario.presets(isa)), description="preset",
                                  value=self.scenario.name if self.scenario.name in Scenario.presets(isa) else None)
         self.field = W.Combobox(options=sorted(Scenario.preset(isa, "default").fields), placeholder="field path",
@@ -157,95 +229,124 @@ class WhatIf(W.VBox):
         self.broken = W.HTML()
         self.apply.on_click(lambda _: self._run(field=True))
         self.move.on_click(lambda _: self._run(move=True))
-        self.reset.on_click(lambda _: self._reset())
-        self.preset.observe(lambda c: self._run(preset=c["new"]), "value")
-        self.variant.observe(lambda c: self._run(), "value")
+        self.reset.on_click(lambda _: self._run(variant="upstream"))
+        self.preset.observe(self._on_preset, "value")
+        self.variant.observe(self._on_variant, "value")
         super().__init__([
             W.HTML("<b>What if?</b> Change the scenario or the order, the trace runs again."),
             W.HBox([self.preset, self.variant, self.reset]),
             W.HBox([self.field, self.value, self.apply]),
             W.HBox([self.move_step, self.where, self.anchor, self.move]),
             self.status, self.broken])
-        self._flow = None
         self.show_broken(explorer.trace)
 
-    def _run(self, field=False, move=False, preset=None):
-        """Build the new scenario or ordering; on bad input keep the last good trace and say why."""
+    def _on_preset(self, change):
+        if not self._quiet and change["new"] is not None:
+            self._run(preset=change["new"], undo=(self.preset, change["old"]))
+
+    def _on_variant(self, change):
+        if not self._quiet:
+            self._run(variant=change["new"], undo=(self.variant, change["old"]))
+
+    def _plan(self, preset=None, field=False, move=False, variant=None):
+        """(scenario, flow, moved flow to keep) for the request; reads the panel, changes nothing."""
+        scenario = Scenario.preset(self.isa, preset) if preset else self.scenario
+        if field:
+            if not self.field.value or not self.field.value.strip():
+                raise ValueError("field: choose a field path (start typing, e.g. vmcb12.control.asid)")
+            scenario = scenario.with_fields({self.field.value.strip(): self.value.value.strip()})
+        flow = nm.machine_for(self.isa).flow(variant or self.variant.value)
+        if move:
+            moved = flow.moved(self.move_step.value, **{self.where.value: self.anchor.value})
+        else:
+            moved = None if variant else self._flow     # another variant drops the moved ordering
+        return scenario, moved or flow, moved
+
+    def _run(self, preset=None, field=False, move=False, variant=None, undo=None):
+        """Compute the whole new run first, then swap it in at once; on any failure keep the last good
+        trace and every panel as they were, and say why in the status line."""
         try:
-            scenario = self.scenario
-            if preset:
-                scenario = Scenario.preset(self.isa, preset)
-            if field:
-                if not self.field.value:
-                    raise ValueError("field: choose a field path (start typing, e.g. vmcb12.control.asid)")
-                scenario = scenario.with_fields({self.field.value.strip(): self.value.value.strip()})
-            flow = nm.machine_for(self.isa).flow(self.variant.value)
-            if move:
-                flow = flow.moved(self.move_step.value, **{self.where.value: self.anchor.value})
-            elif self._flow is not None and not preset and not field:
-                self._flow = None
-            elif self._flow is not None:
-                flow = self._flow
+            scenario, flow, moved = self._plan(preset, field, move, variant)
             trace = nm.run(scenario, flow)
-        except (ValueError, TypeError) as exc:
-            self.status.value = f'<div class="nv-error">✗ {render.esc(str(exc))} (the last good trace stays)</div>'
+            broken = render.broken_list(trace, nm.check_order(flow, scenario=scenario))
+            rendered = self.explorer.render(trace)
+        except Exception as exc:          # a notebook callback must not raise: show it, whatever it is
+            self.status.value = error_line(exc)
+            self._put_back(undo)
             return
-        self.scenario = scenario
-        self._flow = flow if move else self._flow
+        self.explorer.show(trace, rendered)
+        self.scenario, self._flow = scenario, moved
+        self.broken.value = broken
+        if variant and self.variant.value != variant:   # "Back to upstream": show it without another run
+            self._put_back((self.variant, variant))
         self.status.value = (f'<div>✓ ran <code>{render.esc(flow.name)}</code> on '
                              f'<code>{render.esc(scenario.name)}</code>: {len(trace.steps)} steps, outcome '
-                             f'<b>{render.esc(trace.outcome)}</b></div>')
-        self.explorer.load(trace)
-        self.show_broken(trace, flow)
+                             f'<b>{render.esc(str(trace.outcome))}</b></div>')
 
-    def _reset(self):
-        self._flow = None
-        self.variant.value = "upstream"
-        self._run()
+    def _put_back(self, undo):
+        """Set a dropdown without running (after a failed run, or to show what ran)."""
+        if undo is None:
+            return
+        widget, value = undo
+        self._quiet = True
+        try:
+            widget.value = value
+        finally:
+            self._quiet = False
 
     def show_broken(self, trace, flow=None):
         rules = nm.check_order(flow or flow_of(trace), scenario=trace.scenario)
         self.broken.value = render.broken_list(trace, rules)
 
 
+def header_html(trace: Trace) -> str:
+    return (f'{CSS}<div class="nv-banner"><b>{render.esc(trace.isa.upper())} · {render.esc(str(trace.variant))} · '
+            f'scenario {render.esc(trace.scenario.name)}</b>: {render.esc(trace.scenario.description)}'
+            f' → <b>{render.esc(str(trace.outcome))}</b> in {len(trace.steps)} steps</div>')
+
+
 class VmrunExplorer(W.VBox):
     """The whole explorer in one widget: stepper, step card, VMCB panel, timeline, flow, what-if."""
 
-    step = traitlets.Int(0)
+    step = StepIndex(0)
 
     def __init__(self, source, variant: str = "upstream", whatif: bool = True, presenter: bool = False):
         trace = as_trace(source, variant)
-        self.stepper = Stepper(trace)
+        self.all_fields = W.Checkbox(value=False, description="show every field")
+        self.stepper = Stepper(trace, lambda t, i: render.frame(t, flow_of(t), i, self.all_fields.value))
         traitlets.link((self, "step"), (self.stepper, "step"))
         self.presenter = W.ToggleButton(value=presenter, description="Presenter mode",
                                         tooltip="larger text and diagrams for a projector")
-        self.all_fields = W.Checkbox(value=False, description="show every field")
         self.presenter.observe(self._on_presenter, "value")
         self.all_fields.observe(lambda c: self.load(self.trace), "value")
-        self.header = W.HTML()
+        self.header = W.HTML(header_html(trace))
         self.whatif = WhatIf(self) if whatif else None
         parts = [self.header, W.HBox([self.presenter, self.all_fields]), self.stepper]
         if self.whatif:
             parts.append(self.whatif)
         super().__init__(parts)
         self.add_class("nv-root")
-        self._set_header(trace)
         self._on_presenter({"new": presenter})
 
     @property
     def trace(self) -> Trace:
         return self.stepper.trace
 
-    def load(self, trace: Trace) -> None:
-        show_all = self.all_fields.value
-        self.stepper.view._draw = lambda t, i: render.frame(t, flow_of(t), i, show_all)
-        self.stepper.load(trace)
-        self._set_header(trace)
+    @traitlets.validate("step")
+    def _valid_step(self, proposal):
+        return check_step(proposal["value"], self.trace)
 
-    def _set_header(self, trace):
-        self.header.value = (f'{CSS}<div class="nv-banner"><b>{trace.isa.upper()} · {render.esc(str(trace.variant))} · '
-                             f'scenario {render.esc(trace.scenario.name)}</b>: {render.esc(trace.scenario.description)}'
-                             f' → <b>{render.esc(trace.outcome)}</b> in {len(trace.steps)} steps</div>')
+    def render(self, trace: Trace) -> tuple:
+        """Everything the explorer shows for a trace, made without changing what it shows now."""
+        return self.stepper.render(trace), header_html(trace)
+
+    def show(self, trace: Trace, rendered: tuple) -> None:
+        frames, header = rendered
+        self.stepper.show(trace, frames)
+        self.header.value = header
+
+    def load(self, trace: Trace) -> None:
+        self.show(trace, self.render(trace))
 
     def _on_presenter(self, change):
         if change["new"]:
@@ -300,7 +401,8 @@ class SideBySide(W.VBox):
             phase = (self.svm.trace if isa == "svm" else self.vmx.trace).steps[index].phase
             row = self.alignment.row(phase)
             mark = lambda failed: " <b class='nv-error'>✗ fails here</b>" if failed else ""
-            self.phase.value = (f'<div class="nv-banner"><span class="nv-phase">{phase} {render.esc(row.title)}</span>'
+            self.phase.value = (f'<div class="nv-banner"><span class="nv-phase">{render.esc(phase)} '
+                                f'{render.esc(row.title)}</span>'
                                 f'<br>nSVM: {render.esc(row.svm_failure_mode)}{mark(row.svm_failed_here)}'
                                 f'<br>nVMX: {render.esc(row.vmx_failure_mode)}{mark(row.vmx_failed_here)}</div>')
         finally:
