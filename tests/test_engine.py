@@ -67,8 +67,19 @@ def test_diff_is_exactly_the_change_between_snapshots(traces):
         prev = t.initial
         for s in t.steps:
             changed = {p for p in s.state if s.state[p] != prev[p]}
-            assert changed == set(s.written), s.id
+            assert changed == set(s.changed), s.id
+            assert set(s.changed) <= set(s.written), s.id
             prev = s.state
+
+
+def test_written_counts_a_write_of_the_same_value():
+    """VMRUN saves L1's EFER, CR0, CR4, RFLAGS and RIP into vmcb01 even where vmcb01 already held them."""
+    t = nm.run(nm.Scenario.svm())
+    save = t.steps[t.index_of("svm.vmrun.save_l1_state")]
+    saved = {p for p in save.written if p.startswith("vmcb01.save.")}
+    assert {"vmcb01.save.efer", "vmcb01.save.cr0", "vmcb01.save.cr4", "vmcb01.save.rflags",
+            "vmcb01.save.rip"} <= saved
+    assert len(save.changed) < len(saved)
 
 
 def test_snapshots_are_immutable(traces):

@@ -30,7 +30,7 @@ def test_1_valid_with_nested_npt():
     assert f["vmcb01.save.rip"] == AFTER_VMRUN
     assert f["vcpu.rip"] == nm.Scenario.svm().get("vmcb12.save.rip")
     # no kvm_mmu_new_pgd(L2 CR3) with nested NPT
-    assert "vcpu.arch.root_mmu.pgd" not in t.steps[t.index_of("svm.enter.load_cr3.new_pgd")].written
+    assert "vcpu.arch.root_mmu.pgd" not in t.steps[t.index_of("svm.enter.load_cr3.new_pgd")].changed
 
 
 def test_1_msr_prot_points_vmcb02_at_merged_bitmap():
@@ -139,7 +139,7 @@ def test_16_18_faults_leave_rip_at_vmrun(name, outcome, exception):
     assert t.outcome == outcome
     assert t.final["vcpu.arch.exception"] == exception
     assert t.final["vcpu.rip"] == L1_VMRUN_RIP
-    changed = {p for s in t.steps for p in s.written if not p.startswith("svm.local.")}
+    changed = {p for s in t.steps for p in s.changed if not p.startswith("svm.local.")}
     assert changed == {"vcpu.arch.exception"}
 
 

@@ -43,7 +43,7 @@ def test_5_to_9_vmfail_valid(name, error):
     assert f["vmcs12.vm_instruction_error"] == error and f["vcpu.rip"] == AFTER
     assert f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
     assert "vmx.run.set_run_pending" not in t.step_ids
-    changed = {p for s in t.steps for p in s.written} - {"vmx.local.vm_instruction_error"}
+    changed = {p for s in t.steps for p in s.changed} - {"vmx.local.vm_instruction_error"}
     assert changed == {"vcpu.arch.rflags", "vmcs12.vm_instruction_error", "vcpu.rip"}
 
 

@@ -200,7 +200,8 @@ class TraceStep(NamedTuple):
     pos: Tuple                          # the call stack of (sequence, index) at this step
     before: Mapping                     # the snapshot before the step
     state: Mapping                      # the snapshot after the step
-    diff: Tuple[Tuple[str, object, object], ...]
+    diff: Tuple[Tuple[str, object, object], ...]   # (path, before, after) for each value that changed
+    wrote: Tuple[str, ...]              # concrete paths the step wrote, changed or not
     read: Tuple[str, ...]               # concrete paths the step read
     label: Optional[str]                # the outcome label the action returned
     notes: Tuple[str, ...]
@@ -218,6 +219,11 @@ class TraceStep(NamedTuple):
 
     @property
     def written(self) -> Tuple[str, ...]:
+        """Concrete paths this step wrote, even with the value they already had (a copy is a copy)."""
+        return self.wrote
+
+    @property
+    def changed(self) -> Tuple[str, ...]:
         """Concrete paths whose value this step changed."""
         return tuple(p for p, _, _ in self.diff)
 
@@ -310,8 +316,9 @@ def run_flow(flow: Flow, steps: Mapping[str, Step], state0: Mapping, memory,
         state.update(changed)
         touched = list(ctx.writes) + [p for p in changed if p not in ctx.writes]
         diff = tuple((p, before[p], state[p]) for p in touched if before[p] != state[p])
+        wrote = tuple(ctx.writes) + tuple(p for p in changed if p not in ctx.writes and before[p] != state[p])
         recorded.append(TraceStep(len(recorded), step, pos, before, MappingProxyType(state),
-                                  diff, tuple(dict.fromkeys(ctx.reads)), label, tuple(ctx.notes)))
+                                  diff, wrote, tuple(dict.fromkeys(ctx.reads)), label, tuple(ctx.notes)))
         target = flow.on.get(f"{step.id}:{label}") if label else None
         if target is None:
             continue
