@@ -47,9 +47,24 @@ def test_highlighted_fields_are_the_steps_writes(ex):
     for i, s in enumerate(t.steps):
         html = ex.stepper.view.frame_html(i)
         shown = set(re.findall(r'data-path="([^"]+)"', html))
-        assert cells(html, "nv-w") == set(s.written) & shown, s.id
-        assert cells(html, "nv-r") <= set(s.read)
-        assert set(s.written) <= set(p for d in s.writes for p in [d]) | shown | set(s.written)
+        assert cells(html, "nv-w") == set(s.written) & shown, s.id           # written, same value or not
+        assert cells(html, "nv-c") == set(s.changed) & shown, s.id           # the value changed
+        assert cells(html, "nv-r") <= set(s.read) - set(s.written)
+        for path, old, _ in s.diff:                                         # a change says what it was
+            if path in shown:
+                assert f'data-path="{path}" title="{render.esc(path)}: was {render.esc(render.show_value(old))}"' \
+                    in html, path
+
+
+def test_a_write_of_the_same_value_has_its_own_mark(ex):
+    t = ex.trace
+    i = t.index_of("svm.vmrun.save_l1_state")
+    html = ex.stepper.view.frame_html(i)
+    same = set(t.steps[i].written) - set(t.steps[i].changed)
+    assert same and same <= cells(html, "nv-w") and not same & cells(html, "nv-c")
+    for path in same:
+        assert re.search(rf'data-path="{re.escape(path)}" title="[^"]*">✎ ', html), path
+    assert "✎ written by this step (same value)" in render.LEGEND and "Δ changed by this step" in render.LEGEND
 
 
 def test_current_vmcb_pointer_moves(ex):

@@ -9,7 +9,8 @@ linked in the kernel, so ``ex.step = 5`` moves every panel from Python.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import difflib
+from typing import Callable, Optional, Sequence, Union
 
 import ipywidgets as W
 import traitlets
@@ -59,6 +60,22 @@ def check_step(value: int, trace: Optional[Trace]) -> int:
     if trace is not None and not 0 <= value < len(trace.steps):
         raise StepOutOfRange(f"step: {value} is outside this trace (0 to {len(trace.steps) - 1})")
     return value
+
+
+def start_index(trace: Trace, start: Union[int, str, None]) -> int:
+    """The step to open at: an index, or a step id of this trace (its first run); else an error naming `start`."""
+    if start is None:
+        return 0
+    if isinstance(start, str):
+        if start in trace.step_ids:
+            return trace.index_of(start)
+        close = difflib.get_close_matches(start, trace.step_ids, n=3) or list(trace.step_ids[:3])
+        raise ValueError(f"start: {start!r:.60} is not a step of this trace; e.g. {', '.join(close)}")
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise TypeError(f"start: expected a step index or a step id, got {type(start).__name__} {start!r:.40}")
+    if not 0 <= start < len(trace.steps):
+        raise ValueError(f"start: {start} is outside this trace (0 to {len(trace.steps) - 1})")
+    return start
 
 
 class FrameView(W.VBox):
@@ -310,10 +327,14 @@ class VmrunExplorer(W.VBox):
 
     step = StepIndex(0)
 
-    def __init__(self, source, variant: str = "upstream", whatif: bool = True, presenter: bool = False):
+    def __init__(self, source, variant: str = "upstream", whatif: bool = True, presenter: bool = False,
+                 focus: Optional[Sequence[str]] = None, start: Union[int, str, None] = None):
         trace = as_trace(source, variant)
+        self.focus = render.check_focus(trace, focus)      # kept for every what-if run
+        first = start_index(trace, start)
         self.all_fields = W.Checkbox(value=False, description="show every field")
-        self.stepper = Stepper(trace, lambda t, i: render.frame(t, flow_of(t), i, self.all_fields.value))
+        self.stepper = Stepper(trace, lambda t, i: render.frame(t, flow_of(t), i, self.all_fields.value,
+                                                                 self.focus))
         traitlets.link((self, "step"), (self.stepper, "step"))
         self.presenter = W.ToggleButton(value=presenter, description="Presenter mode",
                                         tooltip="larger text and diagrams for a projector")
@@ -327,6 +348,7 @@ class VmrunExplorer(W.VBox):
         super().__init__(parts)
         self.add_class("nv-root")
         self._on_presenter({"new": presenter})
+        self.step = first
 
     @property
     def trace(self) -> Trace:
@@ -355,9 +377,12 @@ class VmrunExplorer(W.VBox):
             self.remove_class("nv-presenter")
 
 
-def VmcbPanel(trace: Trace, show_all: bool = False) -> FrameView:
-    """The VMCBs/VMCSs and the vCPU alone, one frame per step."""
-    return FrameView(trace, lambda t, i: render.LEGEND + render.vmcb_panel(t, i, show_all) + render.vcpu_table(t, i),
+def VmcbPanel(trace: Trace, show_all: bool = False, focus: Optional[Sequence[str]] = None) -> FrameView:
+    """The VMCBs/VMCSs and the vCPU alone, one frame per step; a focus shows only the rows it names."""
+    focus = render.check_focus(trace, focus)
+    hint = "VmcbPanel(..., show_all=True) shows all"
+    return FrameView(trace, lambda t, i: render.focus_note(t, show_all, focus, hint) + render.LEGEND
+                     + render.vmcb_panel(t, i, show_all, focus) + render.vcpu_table(t, i, show_all, focus),
                      with_defs=False)
 
 
@@ -385,7 +410,7 @@ class SideBySide(W.VBox):
         self.vmx.observe(lambda c: self._follow("vmx", c["new"]), "step")
         half = W.Layout(width="50%", min_width="0")
         self.svm.layout, self.vmx.layout = half, W.Layout(width="50%", min_width="0")
-        super().__init__([W.HTML(CSS), self.phase, W.HBox([self.svm, self.vmx])])
+        super().__init__([W.HTML(CSS + render.LEGEND), self.phase, W.HBox([self.svm, self.vmx])])
         self.add_class("nv-root")
         self._follow("svm", 0)
 
@@ -407,3 +432,14 @@ class SideBySide(W.VBox):
                                 f'<br>nVMX: {render.esc(row.vmx_failure_mode)}{mark(row.vmx_failed_here)}</div>')
         finally:
             self._syncing = False
+
+
+def explore(question, **kw) -> VmrunExplorer:
+    """An explorer opened on an exercise question: its trace, at the step that decides the answer,
+    focused on the fields it asks about (no what-if panel unless whatif=True is passed)."""
+    missing = [a for a in ("trace", "step_index", "focus") if not hasattr(question, a)]
+    if missing:
+        raise TypeError(f"question: expected an exercise question with trace, step_index and focus; "
+                        f"{type(question).__name__} has no {', '.join(missing)}")
+    kw.setdefault("whatif", False)
+    return VmrunExplorer(question.trace, focus=question.focus, start=question.step_index, **kw)

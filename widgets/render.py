@@ -9,16 +9,18 @@ an exported page with no kernel.
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import hashlib
 import html
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import nsvm_model as nm
 from nsvm_model.phases import PHASES
 from nsvm_model.text import show_value
 
-from .style import BROKEN, CURRENT, OKABE_ITO, POINTER_GLYPH, READ_GLYPH, WRITE_GLYPH
+from .style import BROKEN, CHANGE_GLYPH, CURRENT, OKABE_ITO, POINTER_GLYPH, READ_GLYPH, WRITE_GLYPH
 
 esc = html.escape
 
@@ -74,31 +76,76 @@ def _vmx_group(field: str) -> str:
     return "controls"
 
 
+# --- focus: the few state paths a question is about ---------------------------------
+
+FOCUS_EXAMPLE = 'focus=["svm.current_vmcb", "vcpu.gif", "vmcb0*.save.cr3"]'
+
+
+def check_focus(trace, focus) -> Optional[Tuple[str, ...]]:
+    """The focus patterns as a tuple (None for no focus), or a TypeError/ValueError naming `focus`.
+    Every pattern must match a state path of the trace: a typo would otherwise hide rows silently."""
+    if focus is None:
+        return None
+    if not isinstance(focus, (list, tuple)) or not all(isinstance(p, str) for p in focus):
+        raise TypeError(f"focus: expected a list of state paths or fnmatch patterns, e.g. {FOCUS_EXAMPLE}; "
+                        f"got {type(focus).__name__} {focus!r:.60}")
+    paths = list(trace.initial)
+    for pattern in focus:
+        if not fnmatch.filter(paths, pattern):
+            close = difflib.get_close_matches(pattern, paths, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"focus: {pattern!r:.60} matches no state path of this {trace.isa} trace{hint} "
+                             f"(e.g. {FOCUS_EXAMPLE})")
+    return tuple(focus) or None             # an empty list focuses on nothing: show everything as usual
+
+
+def focused(path: Optional[str], focus: Optional[Sequence[str]]) -> bool:
+    return path is not None and any(fnmatch.fnmatchcase(path, p) for p in focus)
+
+
 _PANEL_ROWS: Dict[tuple, tuple] = {}
 
 
-def panel_rows(trace, show_all: bool = False) -> List[Tuple[str, str]]:
-    """(group, field) rows: the fields the trace touches in any column, plus a few always shown."""
-    key = (id(trace), show_all)
+def panel_rows(trace, show_all: bool = False, focus: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
+    """(group, field) rows: with a focus, those with a cell the focus names; else the fields the trace
+    writes in any column (same value or not), plus a few always shown; with show_all, every field."""
+    focus = None if show_all or not focus else tuple(focus)
+    key = (id(trace), show_all, focus)
     hit = _PANEL_ROWS.get(key)
     if hit and hit[0] is trace:
         return hit[1]
     if len(_PANEL_ROWS) > 32:
         _PANEL_ROWS.clear()
-    rows = _panel_rows(trace, show_all)
+    rows = _panel_rows(trace, show_all, focus)
     _PANEL_ROWS[key] = (trace, rows)
     return rows
 
 
-def _panel_rows(trace, show_all):
+def _panel_rows(trace, show_all, focus):
     cfg = PANELS[trace.isa]
-    touched = {path for s in trace.steps for path in s.written}     # fields whose value changes
+    written = {path for s in trace.steps for path in s.written}
     rows = []
     for group, field in _candidate_rows(trace):
         paths = _cell_paths(trace.isa, group, field)
-        if show_all or field in cfg["always"] or f"{group}.{field}" in cfg["always"] or touched & set(paths):
+        if focus:
+            keep = any(focused(p, focus) for p in paths)
+        else:
+            keep = (show_all or field in cfg["always"] or f"{group}.{field}" in cfg["always"]
+                    or bool(written & set(paths)))
+        if keep:
             rows.append((group, field))
     return rows
+
+
+def vcpu_rows(trace, show_all: bool = False, focus: Optional[Sequence[str]] = None) -> List[str]:
+    """The vCPU table's paths; a focus keeps those it names and adds any focused path no table shows
+    (e.g. hsave.save.cr3), so every path a question is about is on screen."""
+    rows = [p for p in VCPU_ROWS[trace.isa] if p in trace.initial]
+    if not focus:
+        return rows
+    shown = set(rows) | {p for g, f in _candidate_rows(trace) for p in _cell_paths(trace.isa, g, f)}
+    extra = [p for p in trace.initial if p not in shown and focused(p, focus)]
+    return (rows if show_all else [p for p in rows if focused(p, focus)]) + extra
 
 
 _ROWS: Dict[str, tuple] = {}
@@ -136,20 +183,37 @@ def _cell_paths(isa: str, group: str, field: str) -> List[Optional[str]]:
     return out
 
 
-def _cell(state, path, written, read, current_col) -> str:
+class Marks(NamedTuple):
+    """What step i did to each path: wrote it, changed it (path -> old value), read it."""
+    written: frozenset
+    changed: Mapping
+    read: frozenset
+
+
+def marks(trace, i: int) -> Marks:
+    if i < 0:
+        return Marks(frozenset(), {}, frozenset())
+    s = trace.steps[i]
+    return Marks(frozenset(s.written), {p: old for p, old, _ in s.diff}, frozenset(s.read))
+
+
+def _cell(state, path, m: Marks, current_col) -> str:
     if path is None or path not in state:
         return f'<td class="{"nv-current-col" if current_col else ""}"></td>'
-    classes = []
-    glyph = ""
-    if path in written:
+    classes, glyph, title = [], "", path
+    if path in m.changed:                 # a real change: its own glyph and the old value on hover
+        classes.append("nv-w nv-c")
+        glyph = WRITE_GLYPH + CHANGE_GLYPH + " "
+        title = f"{path}: was {show_value(m.changed[path])}"
+    elif path in m.written:               # written with the value it already had
         classes.append("nv-w")
         glyph = WRITE_GLYPH + " "
-    elif path in read:
+    elif path in m.read:
         classes.append("nv-r")
         glyph = READ_GLYPH + " "
     if current_col:
         classes.append("nv-current-col")
-    return (f'<td class="{" ".join(classes)}" data-path="{esc(path)}" title="{esc(path)}">'
+    return (f'<td class="{" ".join(classes)}" data-path="{esc(path)}" title="{esc(title)}">'
             f'{glyph}{esc(show_value(state[path]))}</td>')
 
 
@@ -163,13 +227,11 @@ def _title(isa: str, group: str, field: str) -> str:
     return group
 
 
-def vmcb_panel(trace, i: int, show_all: bool = False) -> str:
-    """The VMCBs (or VMCSs) side by side after step i, this step's writes and reads marked."""
+def vmcb_panel(trace, i: int, show_all: bool = False, focus: Optional[Sequence[str]] = None) -> str:
+    """The VMCBs (or VMCSs) side by side after step i, this step's writes, changes and reads marked."""
     cfg = PANELS[trace.isa]
-    step = trace.steps[i] if i >= 0 else None
     state = trace.state_at(i)
-    written = set(step.written) if step else set()
-    read = set(step.read) if step else set()
+    m = marks(trace, i)
     pointer_path, pointer_name = cfg["pointer"]
     current = state[pointer_path]
     heads = []
@@ -179,12 +241,12 @@ def vmcb_panel(trace, i: int, show_all: bool = False) -> str:
         heads.append(f'<th class="{"nv-current" if is_cur else ""}">{esc(label)}{ptr}</th>')
     out = ['<div class="nv-panels">']
     rows_by_title = {}
-    for group, field in panel_rows(trace, show_all):
+    for group, field in panel_rows(trace, show_all, focus):
         rows_by_title.setdefault(_title(trace.isa, group, field), (group, []))[1].append(field)
     for title, (group, rows) in rows_by_title.items():
         body = []
         for field in rows:
-            cells = [_cell(state, p, written, read, label == current)
+            cells = [_cell(state, p, m, label == current)
                      for (label, _), p in zip(cfg["columns"], _cell_paths(trace.isa, group, field))]
             body.append(f"<tr><th>{esc(field)}</th>{''.join(cells)}</tr>")
         folded = title in cfg["folded"]
@@ -194,14 +256,23 @@ def vmcb_panel(trace, i: int, show_all: bool = False) -> str:
     return "".join(out)
 
 
-def vcpu_table(trace, i: int) -> str:
-    step = trace.steps[i] if i >= 0 else None
-    state = trace.state_at(i)
-    written = set(step.written) if step else set()
-    read = set(step.read) if step else set()
-    rows = [f"<tr><th>{esc(p)}</th>{_cell(state, p, written, read, False)}</tr>"
-            for p in VCPU_ROWS[trace.isa] if p in state]
+def vcpu_table(trace, i: int, show_all: bool = False, focus: Optional[Sequence[str]] = None) -> str:
+    state, m = trace.state_at(i), marks(trace, i)
+    rows = [f"<tr><th>{esc(p)}</th>{_cell(state, p, m, False)}</tr>" for p in vcpu_rows(trace, show_all, focus)]
+    if not rows:                          # a focus on VMCB fields only: no empty vCPU table
+        return ""
     return f'<details open><summary>vCPU</summary><table class="nv-tbl">{"".join(rows)}</table></details>'
+
+
+SHOW_ALL_HINT = "tick 'show every field' for all"
+
+
+def focus_note(trace, show_all: bool, focus: Optional[Sequence[str]], hint: str = SHOW_ALL_HINT) -> str:
+    """One line saying rows are hidden, so a learner knows where the rest went."""
+    if not focus or show_all:
+        return ""
+    n = len(panel_rows(trace, False, focus)) + len(vcpu_rows(trace, False, focus))
+    return f'<div class="nv-focus">focused on {n} field{"s" if n != 1 else ""}; {esc(hint, quote=False)}</div>'
 
 
 def step_card(trace, i: int) -> str:
@@ -228,7 +299,8 @@ def step_card(trace, i: int) -> str:
             f'<div class="nv-note"><i>Why here:</i> {esc(s.reason)}</div>{notes}{end}</div>')
 
 
-LEGEND = (f'<div class="nv-legend"><span class="nv-w">{WRITE_GLYPH} written by this step</span> '
+LEGEND = (f'<div class="nv-legend"><span class="nv-w">{WRITE_GLYPH} written by this step (same value)</span> '
+          f'<span class="nv-w nv-c">{WRITE_GLYPH}{CHANGE_GLYPH} changed by this step</span> (hover: the old value) '
           f'<span class="nv-r">{READ_GLYPH} read by this step</span> '
           f'<span class="nv-ptr">{POINTER_GLYPH}</span> the current VMCB/VMCS</div>')
 
@@ -477,11 +549,12 @@ def defs(trace, flow) -> str:
     return f'<svg width="0" height="0" style="position:absolute">{symbol}</svg>'
 
 
-def frame(trace, flow, i: int, show_all: bool = False) -> str:
+def frame(trace, flow, i: int, show_all: bool = False, focus: Optional[Sequence[str]] = None) -> str:
     """Everything one step shows."""
     return (f'<div class="nv-frame">{step_card(trace, i)}'
-            f'<div class="nv-scroll">{LEGEND}{vmcb_panel(trace, i, show_all)}</div>'
-            f'<div class="nv-scroll">{vcpu_table(trace, i)}</div>'
+            f'<div class="nv-wide">{focus_note(trace, show_all, focus)}{LEGEND}</div>'
+            f'<div class="nv-scroll">{vmcb_panel(trace, i, show_all, focus)}</div>'
+            f'<div class="nv-scroll">{vcpu_table(trace, i, show_all, focus)}</div>'
             f'<div class="nv-timeline nv-wide">'
             f'<b>CR3, MMU, guest mode{", GIF" if trace.isa == "svm" else ""} and the current '
             f'{"VMCB" if trace.isa == "svm" else "VMCS"} over the steps</b><br>{timeline_marker(trace, i)}</div>'

@@ -1,7 +1,8 @@
 """Colours (Okabe-Ito) and the CSS every view shares.
 
-Colour is never the only signal: a written field also gets ✎, a read field
-•, the current VMCB a ◀ pointer, a broken rule ✗.  Text and backgrounds use
+Colour is never the only signal: a field written with the value it had gets
+✎, a field whose value changed ✎Δ and an outline, a read field •, the current
+VMCB a ◀ pointer, a broken rule ✗.  Text and backgrounds use
 JupyterLab's theme variables, so light and dark themes both read well.
 """
 
@@ -16,6 +17,7 @@ BROKEN = OKABE_ITO["vermillion"]
 OK = OKABE_ITO["green"]
 
 WRITE_GLYPH = "✎"
+CHANGE_GLYPH = "Δ"
 READ_GLYPH = "•"
 POINTER_GLYPH = "◀"
 
@@ -42,12 +44,15 @@ CSS = f"""
 .nv-tbl td {{ min-width: 6em; max-width: 26em; white-space: normal; overflow-wrap: anywhere; }}
 .nv-tbl th {{ background: var(--jp-layout-color2, #eee); }}
 .nv-tbl th.nv-current {{ border: 3px solid {CURRENT}; }}
-.nv-tbl td.nv-w {{ background: {WRITE}55; font-weight: bold; }}
+.nv-tbl td.nv-w {{ background: {WRITE}33; }}
+.nv-tbl td.nv-c {{ background: {WRITE}77; font-weight: bold; outline: 2px solid {WRITE}; outline-offset: -2px; }}
 .nv-tbl td.nv-r {{ box-shadow: inset 0 -3px 0 {READ}; }}
 .nv-tbl td.nv-current-col {{ border-left: 3px solid {CURRENT}; border-right: 3px solid {CURRENT}; }}
 .nv-ptr {{ color: {CURRENT}; font-weight: bold; }}
 .nv-legend {{ font-size: 0.85em; color: var(--jp-ui-font-color2, #555); margin: 2px 0 6px 0; }}
-.nv-legend .nv-w {{ background: {WRITE}55; padding: 0 3px; }}
+.nv-legend .nv-w {{ background: {WRITE}33; padding: 0 3px; }}
+.nv-legend .nv-c {{ background: {WRITE}77; font-weight: bold; outline: 2px solid {WRITE}; outline-offset: -2px; }}
+.nv-focus {{ font-size: 0.9em; font-style: italic; margin: 2px 0; }}
 .nv-legend .nv-r {{ box-shadow: inset 0 -3px 0 {READ}; padding: 0 3px; }}
 .nv-panels details {{ margin-bottom: 4px; }}
 .nv-panels summary {{ cursor: pointer; font-weight: bold; }}

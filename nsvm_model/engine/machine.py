@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Mapping, Tuple
 from .fields import Field
 from .step import Step
 from .fields import quote
-from .trace import MACHINES, Flow, Trace, TraceStep, check_flow_steps, run_flow
+from .trace import MACHINES, Derived, Flow, Trace, TraceStep, check_flow_steps, run_flow
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Machine:
     presets: Dict[str, Callable] = field(default_factory=dict)
     rules: Tuple = ()                    # ordering rules (engine/rules.py)
     check_values: Callable[[Mapping], None] = lambda values: None   # raises on impossible values
+    derive_sources: Callable[[Mapping], Mapping[str, str]] = lambda state: {}   # derived path -> its source
 
     def __post_init__(self):
         for flow in self.flows.values():
@@ -93,7 +94,7 @@ class Machine:
 
     def _record(self, scenario, flow, initial, state, pos, prefix) -> Trace:
         steps, end = run_flow(flow, self.steps, state, scenario.memory, self.aliases,
-                              self.derive, self.derive_inputs, pos, prefix)
+                              Derived(self.derive, self.derive_inputs, self.derive_sources), pos, prefix)
         final = steps[-1].state if steps else initial
         outcome, failure = self.classify(end, final)
         return Trace(self.isa, flow.name, scenario, initial, steps, outcome, failure, self, flow)

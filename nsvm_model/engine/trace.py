@@ -270,8 +270,15 @@ class Trace:
         return self.machine.check_invariants(self)
 
 
+class Derived(NamedTuple):
+    """State computed from other state (where GIF lives, and its value)."""
+    compute: Callable[[dict], dict]
+    inputs: frozenset                                   # recompute only when a step wrote one of these
+    source: Callable[[Mapping], Mapping[str, str]]      # derived path -> the path its value is read from
+
+
 def run_flow(flow: Flow, steps: Mapping[str, Step], state0: Mapping, memory,
-             aliases: Mapping[str, str], derive: Callable[[dict], dict], derive_inputs: frozenset,
+             aliases: Mapping[str, str], derived: Derived,
              start: Tuple = (("main", 0),),
              prefix: Tuple[TraceStep, ...] = ()) -> Tuple[Tuple[TraceStep, ...], str]:
     """Walk the flow from start; return the recorded steps and the end marker.
@@ -312,11 +319,15 @@ def run_flow(flow: Flow, steps: Mapping[str, Step], state0: Mapping, memory,
         before = MappingProxyType(state)
         state = dict(state)
         state.update(ctx.writes)
-        changed = derive(state) if derive_inputs.intersection(ctx.writes) else {}
+        changed = derived.compute(state) if derived.inputs.intersection(ctx.writes) else {}
         state.update(changed)
         touched = list(ctx.writes) + [p for p in changed if p not in ctx.writes]
         diff = tuple((p, before[p], state[p]) for p in touched if before[p] != state[p])
-        wrote = tuple(ctx.writes) + tuple(p for p in changed if p not in ctx.writes and before[p] != state[p])
+        # a derived value is written when it changed or when the step wrote the field it is read
+        # from (svm_set_gif(false) on a GIF that was already 0 still writes GIF)
+        sources = derived.source(state) if changed else {}
+        wrote = tuple(ctx.writes) + tuple(p for p in changed if p not in ctx.writes
+                                          and (before[p] != state[p] or sources.get(p) in ctx.writes))
         recorded.append(TraceStep(len(recorded), step, pos, before, MappingProxyType(state),
                                   diff, wrote, tuple(dict.fromkeys(ctx.reads)), label, tuple(ctx.notes)))
         target = flow.on.get(f"{step.id}:{label}") if label else None

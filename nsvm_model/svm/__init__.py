@@ -13,6 +13,7 @@ MACHINE = Machine(
     initial_state=state.initial_state,
     derive=state.derive,
     derive_inputs=state.DERIVE_INPUTS,
+    derive_sources=state.derive_sources,
     aliases={"svm->vmcb": "svm.current_vmcb"},
     classify=state.classify,
     invariants=invariants.INVARIANTS,

@@ -176,8 +176,18 @@ _p = preset_maker(default_scenario)
 
 
 UNBACKED = 0x800000000    # 32 GiB: legal for MAXPHYADDR 48, no memory behind it
+# For the lessons: every register VMRUN loads has a different value in L2 than in L1,
+# so each load shows on the timeline and in the tables (vmcb_ident copies L1 instead).
+TEACHING = {
+    "vmcb12.save.cr3": 0x7A3000, "vmcb12.save.cr0": L1_CR0 & ~x86.X86_CR0_WP,
+    "vmcb12.save.cr4": L1_CR4 | x86.X86_CR4_PGE, "vmcb12.save.efer": x86.EFER_LME | x86.EFER_LMA | x86.EFER_SVME,
+    "vmcb12.control.asid": 7, "vmcb12.control.intercepts": {"VMRUN", "VMMCALL", "SHUTDOWN", "MSR_PROT"},
+    "l1.gif": 0,
+}
 PRESETS = dict([
     _p("default", "Valid vmcb12 with nested NPT: L2 runs (scenario 1)", {}),
+    _p("teaching", "L1 (after CLGI) runs an L2 whose CR3, CR0, CR4, EFER, RIP, RSP and ASID all differ "
+       "from L1's, nested NPT on, MSRs intercepted: L2 runs", TEACHING),
     _p("round_trip", "L2 runs, executes VMMCALL, and L1 gets the #VMEXIT", {"l2.exit": "VMMCALL"}),
     _p("shadow_paging", "Valid vmcb12, NP clear, host NPT on: L2 on root_mmu (scenario 2)",
        {"vmcb12.control.misc_ctl": 0}),

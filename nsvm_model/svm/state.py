@@ -111,6 +111,11 @@ def derive(state) -> dict:
     return {"svm.gif_location": where, "vcpu.gif": gif}
 
 
+def derive_sources(state) -> dict:
+    """GIF's value is read from where get_vgif_vmcb() points."""
+    return {"vcpu.gif": state["svm.gif_location"]}
+
+
 def classify(end: str, final) -> tuple:
     outcome, _, failure = end[len("end:"):].partition("/")
     return outcome, (failure or None)

@@ -194,8 +194,20 @@ _p = preset_maker(default_scenario)
 EPT_ON = {"vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW | defs.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
           "vmcs12.secondary_vm_exec_control": defs.SECONDARY_EXEC_ENABLE_EPT}
 UNBACKED = 0x800000000
+# For the lessons: every register VM entry loads differs between L1 and L2, with nested
+# EPT and VPID on, so each load shows (init_vmcs copies L1 instead).
+TEACHING = {
+    "vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW | defs.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
+    "vmcs12.secondary_vm_exec_control": defs.SECONDARY_EXEC_ENABLE_EPT | defs.SECONDARY_EXEC_ENABLE_VPID,
+    "vmcs12.virtual_processor_id": 7, "vmcs12.guest_cr3": 0x7A3000,
+    "vmcs12.guest_cr0": (L1_CR0 | x86.X86_CR0_PG | x86.X86_CR0_PE) & ~x86.X86_CR0_WP,
+    "vmcs12.guest_cr4": L1_CR4 | x86.X86_CR4_PAE | x86.X86_CR4_PGE,
+    "vmcs12.guest_ia32_efer": x86.EFER_LME | x86.EFER_LMA,
+}
 PRESETS = dict([
     _p("default", "init_vmcs: VMLAUNCH succeeds, L2 runs on root_mmu (shadow paging)", {}),
+    _p("teaching", "L1 launches an L2 whose CR3, CR0, CR4, EFER, RIP, RSP differ from L1's, with "
+       "nested EPT and VPID 7: L2 runs", TEACHING),
     _p("nested_ept", "VMLAUNCH with nested EPT: guest_mmu shadows L1's EPT (scenario 15)", EPT_ON),
     _p("round_trip", "L2 runs, executes VMCALL, and L1 gets the VM exit", {"l2.exit": "VMCALL"}),
     _p("before_vmxon", "VMLAUNCH before VMXON: #UD (scenario 1)", {"l1.vmxon": False}),
