@@ -17,6 +17,7 @@ practice beyond the lesson.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import html
 import random
@@ -183,6 +184,9 @@ class Question:
     details: List[str] = field(default_factory=list)   # lines shown under the prompt (choices, steps)
     answer_form: str = ""                # how to write the answer in q.check(...)
 
+    def __post_init__(self):
+        ASKED.append(self)               # so a notebook's questions can be checked after Run All
+
     @property
     def single(self) -> bool:
         return len(self.items) == 1 and self.items[0].name == "answer"
@@ -260,6 +264,37 @@ class Question:
             return ""
         s = self.trace.steps[index]
         return f" Decided at step {index + 1}: {s.function}() ({s.id}); widgets.explore(q) opens it there."
+
+
+ASKED: "collections.deque[Question]" = collections.deque(maxlen=500)
+
+
+def wrong_value(value):
+    """A value of the same kind that is not the right one (for self_check)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value ^ 0x1000
+    if isinstance(value, frozenset):
+        return value ^ {"VMRUN"}
+    return "ZZZZ" if value.isupper() else "vmcb03"
+
+
+def self_check(questions=None) -> List[str]:
+    """Grade each question with its own right answer and with a wrong one; list what misbehaves."""
+    problems = []
+    for q in list(ASKED if questions is None else questions):
+        right = {i.name: i.right for i in q.items}
+        wrong = {i.name: wrong_value(i.right) for i in q.items}
+        if q.single:
+            right, wrong = right["answer"], wrong["answer"]
+        if q.check(right).correct is not True:
+            problems.append(f"{q.kind}: the right answer is not accepted: {q.prompt[:80]}")
+        if q.check(wrong).correct is not False:
+            problems.append(f"{q.kind}: a wrong answer is accepted: {q.prompt[:80]}")
+        if q.check(...).correct is not None:
+            problems.append(f"{q.kind}: the placeholder is graded: {q.prompt[:80]}")
+    return problems
 
 
 # --- checking a question's parameters ----------------------------------------------------------
