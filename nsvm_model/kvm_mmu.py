@@ -96,10 +96,22 @@ def kvm_init_mmu(ctx) -> None:
     ctx.set("vcpu.arch.walk_mmu.cpu_role", mode)
 
 
-def kvm_mmu_new_pgd(ctx, cr3: int) -> None:
-    """kvm_mmu_new_pgd(): root_mmu now walks (shadow paging) or tracks cr3."""
+def kvm_mmu_new_pgd(ctx, cr3: int, host_tdp: bool) -> None:
+    """kvm_mmu_new_pgd(): root_mmu takes the new CR3 as its pgd."""
     ctx.set("vcpu.arch.root_mmu.pgd", cr3)
-    ctx.note(f"root_mmu root switched to the tables at {cr3:#x}")
+    if host_tdp:
+        ctx.note(f"root_mmu takes pgd {cr3:#x}; with host NPT/EPT it is a direct map of L1's memory, "
+                 "so the CPU walks the guest's own tables at that CR3")
+    else:
+        ctx.note(f"no host NPT/EPT: root_mmu now shadows the guest's tables at {cr3:#x}")
+
+
+def root_mmu_note(host_tdp: bool, who: str) -> str:
+    """What root_mmu is when no nested TDP is in use (init_kvm_tdp_mmu() or init_kvm_softmmu())."""
+    if host_tdp:
+        return (f"{who} runs on root_mmu, a direct TDP map of L1's memory: the CPU walks {who}'s own "
+                f"page tables, which L1 keeps (L1 shadows them if it wants)")
+    return f"{who} runs on root_mmu, which shadows {who}'s page tables (no host NPT/EPT)"
 
 
 def init_shadow_tdp_mmu(ctx, cpu_role: str, root: int, guest_mode: bool) -> None:
@@ -117,13 +129,14 @@ LOAD_CR3_REASON = ("inside the load: legality, then PDPTRs, then vcpu->arch.cr3,
 
 
 def load_cr3_steps(step, prefix, function, file, cr3_path, nested_tdp, tdp_reads,
-                   features, feature_reads, who, manual=""):
+                   features, feature_reads, who, host_tdp, manual=""):
     """Register the five actions of nested_{svm,vmx}_load_cr3() as steps.
 
     ``step`` is the ISA's step decorator; ``nested_tdp(ctx)`` says whether L1's
     NPT/EPT is shadowed (None: never, as when L1's CR3 is restored).  Labels:
     "illegal_cr3" (CR3 above MAXPHYADDR) and "bad_pdpte" (a PDPTE failed to
-    load); each ISA's flow decides where they lead.
+    load); each ISA's flow decides where they lead.  ``host_tdp`` is the path of
+    the host's NPT/EPT switch (cpu.npt, cpu.ept).
     """
     def tdp(ctx):
         return bool(nested_tdp and nested_tdp(ctx))
@@ -162,9 +175,9 @@ def load_cr3_steps(step, prefix, function, file, cr3_path, nested_tdp, tdp_reads
         if tdp(ctx):
             ctx.note(f"nested TDP: {who}'s CR3 is walked by hardware; guest_mmu's root stays L1's table")
             return None
-        kvm_mmu_new_pgd(ctx, ctx.get(cr3_path))
+        kvm_mmu_new_pgd(ctx, ctx.get(cr3_path), ctx.get(host_tdp))
         return None
-    new_pgd.__doc__ = "kvm_mmu_new_pgd(CR3) unless nested TDP shadows L1's tables instead."
+    new_pgd.__doc__ = "kvm_mmu_new_pgd(CR3) unless the caller says nested TDP (its nested_npt/ept argument)."
 
     table = [
         ("check_legal", check_legal, (cr3_path, "cpu.maxphyaddr") + feature_reads, (),
@@ -174,7 +187,7 @@ def load_cr3_steps(step, prefix, function, file, cr3_path, nested_tdp, tdp_reads
         ("set_cr3", set_cr3, (cr3_path,), ("vcpu.arch.cr3",), LOAD_CR3_REASON),
         ("init_mmu", init_mmu, MMU_READS, ROLE_WRITES,
          "the MMU role is derived from the current CR0/CR4/EFER and guest mode"),
-        ("new_pgd", new_pgd, (cr3_path,) + tdp_reads, ("vcpu.arch.root_mmu.pgd",),
+        ("new_pgd", new_pgd, (cr3_path, host_tdp) + tdp_reads, ("vcpu.arch.root_mmu.pgd",),
          "the new root must be installed with the new role, so after kvm_init_mmu()"),
     ]
     ids = []

@@ -2,7 +2,7 @@
 
 Each rule cites the kernel code at the pinned commit or the review thread
 it comes from, and says what the model shows when an ordering breaks it.
-Rule ids follow the fact sheet's numbering (R1..R29).
+Rule ids follow the fact sheet's numbering (R1..R29); R30 and R31 were added here.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ RULES = (
        "the intercept merge reads L1's RFLAGS.IF from vmcb01 to decide on VINTR",
        f"nested_vmcb02_recalc_intercepts() {C}", "VINTR interception decided on a stale IF"),
     _r("R8", ["svm.vmrun.set_run_pending"], ["svm.enter.prepare_control.int_ctl"],
-       "prepare_control picks vmcb12's next_rip when L1 lacks NRIPS only while the run is pending",
-       f"nested_vmcb02_prepare_control() {C}", "next_rip taken from the wrong source"),
+       "without NRIPS in L1's CPUID, prepare_control takes vmcb12's next_rip only when the run is not "
+       "pending (RSM, a nested-state restore); a VMRUN must already be marked pending there",
+       f"nested_vmcb02_prepare_control() {C}",
+       "vmcb12's next_rip used on a VMRUN by an L1 without NRIPS"),
     _r("R10", ["svm.enter.set_vmcb12_gpa"], ["svm.enter.prepare_save.segments", "svm.exit.update_vmcb12"],
        "prepare_save detects a new vmcb12 by its GPA, and every #VMEXIT maps vmcb12 through it",
        f"nested_vmcb02_prepare_save(), nested_svm_vmexit_update_vmcb12() {C}",
@@ -69,7 +71,7 @@ RULES = (
        "guest_mmu's role has guest_mode=0 (and the WARN)"),
     _r("R15", ["svm.enter.switch_vmcb02"], ["svm.enter.enter_guest_mode"],
        "in guest mode every intercept change recalculates vmcb02's intercepts, which WARNs "
-       "unless vmcb02 is current", f"svm_mark_intercepts_dirty() {C}; {T_S_0227B}",
+       "unless vmcb02 is current", "svm_mark_intercepts_dirty() svm/svm.h@1a27afa0",
        "a WARN when anything between them touches intercepts", "I"),
     _r("R16", ["svm.enter.enter_guest_mode", "svm.enter.switch_vmcb02"], ["svm.enter.set_gif"],
        "get_vgif_vmcb() picks vmcb02's V_GIF only in guest mode",
@@ -82,9 +84,10 @@ RULES = (
        f"nested_svm_load_cr3() {C}; {T_Y_0225}",
        "PDPTRs loaded or skipped by L1's paging mode; an MMU role for L1's mode while L2 runs"),
     _r("R19", ["svm.enter.init_mmu_context"], ["svm.enter.load_cr3.init_mmu", "svm.enter.load_cr3.new_pgd"],
-       "with nested NPT, load_cr3 must find guest_mmu active: it then skips kvm_mmu_new_pgd(L2 CR3) "
-       "and leaves root_mmu alone", f"nested_svm_load_cr3() {C}",
-       "root_mmu re-rooted at L2's CR3 although hardware walks it"),
+       "with nested NPT, kvm_init_mmu() must find guest_mmu active, so it sets up only the walker "
+       "for L2's addresses and leaves root_mmu, L1's MMU, alone (the kvm_mmu_new_pgd() skip "
+       "itself follows load_cr3's nested_npt argument)", f"nested_svm_load_cr3(), kvm_init_mmu() {C}",
+       "root_mmu's role re-initialized with the guest-mode bit while it is L1's MMU"),
     _r("R20a", ["svm.enter.load_cr3.check_legal", "svm.enter.load_cr3.pdptrs"], ["svm.enter.load_cr3.set_cr3"],
        "a CR3 that fails its checks is never installed", f"nested_svm_load_cr3() {C}",
        "vcpu->arch.cr3 holds a CR3 that was rejected"),
@@ -97,7 +100,8 @@ RULES = (
     _r("R22", ["svm.enter.prepare_control.bitmaps", "svm.enter.prepare_save.segments"], ["svm.vmrun.merge_msrpm"],
        "prepare_control resets vmcb02's MSRPM to vmcb01's, and prepare_save may force a recalc",
        f"nested_vmcb02_prepare_control(), nested_svm_merge_msrpm() {C}",
-       "the merged bitmap is overwritten, or the Hyper-V shortcut skips a needed recalc"),
+       "vmcb02's bitmap pointer reset to vmcb01's, or the Hyper-V shortcut skips the recalc that "
+       "prepare_save would have forced"),
     _r("R23", ["svm.enter.load_cr3.new_pgd"], ["svm.enter.set_gif"],
        "a failing load_cr3 returns before GIF is set", f"enter_svm_guest_mode() {C}",
        "GIF=1 set on a VMRUN that then fails (cleared again by the #VMEXIT)"),
@@ -125,4 +129,8 @@ RULES = (
        "L2 runs on the CR3 and MMU that nested_svm_load_cr3() installs; an ordering that never "
        "reaches it leaves L1's CR3 and root in place", f"enter_svm_guest_mode() {C}",
        "L2 runs with L1's CR3 (invariant I4)", required=True),
+    _r("R31", ["svm.enter.enter_guest_mode"], ["svm.enter.load_cr3.init_mmu"],
+       "kvm_init_mmu() takes the role's guest-mode bit from is_guest_mode(); without it L2 would "
+       "share L1's root (the nVMX rule D6)", f"nested_svm_load_cr3(), kvm_init_mmu() {C}",
+       "an L2 MMU role without the guest-mode bit"),
 )

@@ -429,8 +429,8 @@ def prepare_control_bitmaps(ctx):
 
 
 @step("svm.enter.init_mmu_context", "nested_svm_init_mmu_context", NESTED_C, "P11",
-      reads=("nested.ctl.misc_ctl", "nested.ctl.nested_cr3", "vmcb01.save.cr0", "vmcb01.save.cr4",
-             "vmcb01.save.efer", "vcpu.guest_mode"),
+      reads=("nested.ctl.misc_ctl", "nested.ctl.nested_cr3", "vmcb01.save.cr4",
+             "vmcb01.save.efer", "vcpu.guest_mode", "cpu.npt"),
       writes=("vcpu.arch.mmu", "vcpu.arch.guest_mmu.cpu_role", "vcpu.arch.guest_mmu.root_role.guest_mode",
               "vcpu.arch.guest_mmu.pgd"),
       reason="with nested NPT, guest_mmu shadows L1's NPT; its format comes from L1's CR4/EFER "
@@ -438,9 +438,10 @@ def prepare_control_bitmaps(ctx):
 def init_mmu_context(ctx):
     """If nested NPT: switch to guest_mmu rooted at nCR3 (kvm_init_shadow_npt_mmu)."""
     if not nested_npt_enabled(ctx):
-        ctx.note("nested NPT off: L2 runs on root_mmu (L1's NPT root, shadowing L2's tables)")
+        ctx.note("nested NPT off: " + kvm_mmu.root_mmu_note(ctx.get("cpu.npt"), "L2"))
         return None
-    role = x86.paging_mode(ctx.get("vmcb01.save.cr0") | x86.X86_CR0_PG, ctx.get("vmcb01.save.cr4"),
+    # kvm_init_shadow_npt_mmu() takes only CR4 and EFER from vmcb01; its CR0 is fixed (PG|WP)
+    role = x86.paging_mode(x86.X86_CR0_PG | x86.X86_CR0_WP, ctx.get("vmcb01.save.cr4"),
                            ctx.get("vmcb01.save.efer"))
     kvm_mmu.init_shadow_tdp_mmu(ctx, role, ctx.get("nested.ctl.nested_cr3"),
                                 ctx.get("vcpu.guest_mode"))
@@ -622,7 +623,7 @@ def _load_cr3(prefix, cr3_path, on_entry):
         nested_tdp=_npt_on_entry if on_entry else None,
         tdp_reads=("nested.ctl.misc_ctl",) if on_entry else (),
         features=l1_features, feature_reads=("cpu.features", "cpu.npt"),
-        who="L2" if on_entry else "L1", manual=APM_NPT)
+        who="L2" if on_entry else "L1", host_tdp="cpu.npt", manual=APM_NPT)
 
 
 ENTRY_LOAD_CR3 = _load_cr3("svm.enter", "nested.save.cr3", on_entry=True)

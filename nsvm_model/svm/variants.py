@@ -66,6 +66,28 @@ def v6_error_vmexit_warn(ctx):
     return None
 
 
+@step("svm.v6.clear_run_pending", "nested_svm_vmrun", NESTED_C, "P3",
+      reads=(), writes=("vcpu.arch.nested_run_pending", "svm.nmi_l1_to_l2", "svm.soft_int_injected"),
+      reason="v6 16/31 keeps these three lines before calling nested_svm_vmrun_error_vmexit(): "
+             "the failed run is not pending, and no L1->L2 event is in flight")
+def v6_clear_run_pending(ctx):
+    """nested_run_pending = 0; nmi_l1_to_l2 = soft_int_injected = false."""
+    ctx.set("vcpu.arch.nested_run_pending", 0)
+    ctx.set("svm.nmi_l1_to_l2", False)
+    ctx.set("svm.soft_int_injected", False)
+    return None
+
+
+@step("svm.v6.clear_nested_cr3", "__nested_svm_vmexit", NESTED_C, "P9",
+      reads=(), writes=("nested.ctl.nested_cr3",),
+      reason="v5/v6 15/31 moved only the nCR3 reset into the minimal #VMEXIT; the TSC offset "
+             "was never changed on this path, so nothing restores it")
+def v6_clear_nested_cr3(ctx):
+    """svm->nested.ctl.nested_cr3 = 0."""
+    ctx.set("nested.ctl.nested_cr3", 0)
+    return None
+
+
 # --- the variants ---------------------------------------------------------------
 
 def variant(name, description, source, exposes, sequences=None, on=None):
@@ -119,10 +141,13 @@ MAP_SKIP = variant(
 _V6_COPY = tuple(s for s in COPY_VMCB12_TO_CACHE if "check" not in s)
 _V6_PREPARE_CONTROL = tuple(s for s in PREPARE_CONTROL
                             if s not in ("svm.enter.enter_guest_mode", "svm.enter.init_mmu_context"))
-_V6_FAIL = ("svm.v6.error_vmexit_warn", "svm.exit.leave_guest_mode", "svm.vmrun.vmcb12_exit_invalid",
-            "svm.exit.clear_vmcb12_gpa", "svm.exit.clear_gif", "svm.exit.restore_tsc",
-            "svm.exit.uninit_mmu_context", "call:nested_svm_load_cr3(L1)", "svm.exit.single_step_db",
-            "svm.vmrun.insn_retired")
+# nested_svm_vmrun()'s own clean-up, then nested_svm_vmrun_error_vmexit(), which writes only
+# exit_code and exit_info_1/2 into vmcb12 (clearing EVENTINJ is the next patch of the series),
+# then __nested_svm_vmexit() as v5/v6 15/31 defines it.
+_V6_FAIL = ("svm.v6.clear_run_pending", "svm.v6.error_vmexit_warn", "svm.exit.leave_guest_mode",
+            "svm.old.vmcb12_exit_invalid", "svm.exit.clear_vmcb12_gpa", "svm.v6.clear_nested_cr3",
+            "svm.exit.clear_gif", "svm.exit.uninit_mmu_context", "call:nested_svm_load_cr3(L1)",
+            "svm.exit.single_step_db", "svm.vmrun.insn_retired")
 V6_UNIFIED = variant(
     "v6-unified",
     "v6 16/31 as posted with 11-15: enter_guest_mode(), the checks, the nested MMU, "

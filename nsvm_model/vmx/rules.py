@@ -32,21 +32,24 @@ RULES = (
     _r("D5", ["vmx.enter.get_vmcs12_pages"], ["vmx.enter.check_guest_state"],
        "an internal error (an unbacked APIC page) is reported before any VM exit is synthesized",
        f"nested_vmx_enter_non_root_mode() {C}", "a VM exit, then an internal error", "I"),
-    _r("D6", ["vmx.enter.enter_guest_mode"], ["vmx.prep.tlb_flush", "vmx.prep.load_cr3.init_mmu",
-                                              "vmx.prep.load_cr3.new_pgd"],
-       "L2 roots carry the guest-mode role bit; the TLB requests apply to L2's context",
+    _r("D6", ["vmx.enter.enter_guest_mode"], ["vmx.prep.load_cr3.init_mmu", "vmx.prep.load_cr3.new_pgd"],
+       "kvm_init_mmu() takes the role's guest-mode bit from is_guest_mode(); it keeps L2's roots "
+       "apart from L1's",
        f"prepare_vmcs02(), kvm_init_mmu() {C}", "an L2 MMU role without the guest-mode bit"),
     _r("D7", ["vmx.prep.ept_init_mmu_context"], ["vmx.prep.load_cr3.init_mmu", "vmx.prep.load_cr3.new_pgd"],
-       "with nested EPT, load_cr3 must find guest_mmu active: it builds the walker and skips "
-       "kvm_mmu_new_pgd()", f"nested_vmx_load_cr3(), nested_ept_init_mmu_context() {C}",
-       "root_mmu re-rooted at L2's CR3 although the EPTP is the root"),
+       "with nested EPT, kvm_init_mmu() must find guest_mmu active, so it sets up only the walker "
+       "for L2's addresses and leaves root_mmu, L1's MMU, alone (the kvm_mmu_new_pgd() skip "
+       "itself follows load_cr3's nested_ept argument)",
+       f"nested_vmx_load_cr3(), kvm_init_mmu() {C}",
+       "root_mmu's role re-initialized with the guest-mode bit while it is L1's MMU"),
     _r("D8", ["vmx.prep.set_cr0_cr4", "vmx.prep.set_efer"],
        ["vmx.prep.load_cr3.pdptrs", "vmx.prep.load_cr3.init_mmu"],
        "is_pae_paging() and the MMU role need L2's CR0.PG, CR4.PAE and EFER.LMA",
        f"nested_vmx_load_cr3() {C}", "PDPTEs read (or not) by L1's mode; an MMU role for L1's mode"),
     _r("D9", ["vmx.prep.load_cr3.set_cr3"], ["vmx.prep.guest_cr3"],
-       "the GUEST_PDPTR writes apply only under EPT with PAE, decidable once EFER and CRs are set",
-       f"prepare_vmcs02() {C}", "PDPTRs written for the wrong paging mode"),
+       "vmcs02's GUEST_CR3 is written only once nested_vmx_load_cr3() has accepted L2's CR3, so a "
+       "failed load leaves it alone; it must hold L2's CR3 for a VM exit taken without running L2",
+       f"prepare_vmcs02() {C}", "vmcs02.GUEST_CR3 holds a CR3 that load_cr3 rejected", "I"),
     _r("D10", ["vmx.prep.rsp_rip", "vmx.prep.load_cr3.new_pgd"], ["vmx.enter.load_msr"],
        "MSRs load after all guest state (SDM 27.4), in L2's context",
        f"nested_vmx_enter_non_root_mode() {C}", "MSRs written with L1's state loaded", "I"),

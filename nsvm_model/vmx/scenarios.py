@@ -205,7 +205,7 @@ TEACHING = {
     "vmcs12.guest_ia32_efer": x86.EFER_LME | x86.EFER_LMA,
 }
 PRESETS = dict([
-    _p("default", "init_vmcs: VMLAUNCH succeeds, L2 runs on root_mmu (shadow paging)", {}),
+    _p("default", "init_vmcs: VMLAUNCH succeeds, L2 runs on root_mmu (no nested EPT)", {}),
     _p("teaching", "L1 launches an L2 whose CR3, CR0, CR4, EFER, RIP, RSP differ from L1's, with "
        "nested EPT and VPID 7: L2 runs", TEACHING),
     _p("nested_ept", "VMLAUNCH with nested EPT: guest_mmu shadows L1's EPT (scenario 15)", EPT_ON),

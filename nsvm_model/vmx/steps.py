@@ -367,7 +367,7 @@ step("vmx.prep.tlb_flush", "nested_vmx_transition_tlb_flush", NESTED_C, "P11",
 
 @step("vmx.prep.ept_init_mmu_context", "nested_ept_init_mmu_context", NESTED_C, "P11",
       reads=("vmcs12.cpu_based_vm_exec_control", "vmcs12.secondary_vm_exec_control",
-             "vmcs12.ept_pointer", "vcpu.guest_mode"),
+             "vmcs12.ept_pointer", "vcpu.guest_mode", "cpu.ept"),
       writes=("vcpu.arch.mmu", "vcpu.arch.guest_mmu.cpu_role", "vcpu.arch.guest_mmu.root_role.guest_mode",
               "vcpu.arch.guest_mmu.pgd"),
       reason="with nested EPT, guest_mmu shadows L1's EPT; it must be active before "
@@ -376,7 +376,7 @@ step("vmx.prep.tlb_flush", "nested_vmx_transition_tlb_flush", NESTED_C, "P11",
 def ept_init_mmu_context(ctx):
     """If vmcs12 enables EPT: guest_mmu rooted at the EPTP (kvm_init_shadow_ept_mmu)."""
     if not nested_ept(ctx):
-        ctx.note("no nested EPT: L2 runs on root_mmu, shadowing L2's tables")
+        ctx.note("no nested EPT: " + kvm_mmu.root_mmu_note(ctx.get("cpu.ept"), "L2"))
         return None
     eptp = ctx.get("vmcs12.ept_pointer")
     levels = "5-level EPT" if eptp & d.VMX_EPTP_PWL_MASK == d.VMX_EPTP_PWL_5 else "4-level EPT"
@@ -447,7 +447,7 @@ def _load_cr3(prefix, cr3_path, on_entry):
         nested_tdp=nested_ept if on_entry else None,
         tdp_reads=("vmcs12.cpu_based_vm_exec_control", "vmcs12.secondary_vm_exec_control") if on_entry else (),
         features=lambda ctx: frozenset(ctx.get("cpu.features")), feature_reads=("cpu.features",),
-        who="L2" if on_entry else "L1", manual=SDM_EPT)
+        who="L2" if on_entry else "L1", host_tdp="cpu.ept", manual=SDM_EPT)
 
 
 ENTRY_LOAD_CR3 = _load_cr3("vmx.prep", "vmcs12.guest_cr3", on_entry=True)
