@@ -109,8 +109,8 @@ def kvm_mmu_new_pgd(ctx, cr3: int, host_tdp: bool) -> None:
 def root_mmu_note(host_tdp: bool, who: str) -> str:
     """What root_mmu is when no nested TDP is in use (init_kvm_tdp_mmu() or init_kvm_softmmu())."""
     if host_tdp:
-        return (f"{who} runs on root_mmu, a direct TDP map of L1's memory: the CPU walks {who}'s own "
-                f"page tables, which L1 keeps (L1 shadows them if it wants)")
+        return (f"{who} runs on root_mmu, a direct TDP map of L1's memory: the CPU itself walks the "
+                f"page tables at {who}'s CR3 (with nested paging off, L1 is the one shadowing them)")
     return f"{who} runs on root_mmu, which shadows {who}'s page tables (no host NPT/EPT)"
 
 

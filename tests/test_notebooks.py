@@ -25,15 +25,37 @@ def test_committed_without_outputs(path):
     assert "widgets" not in nb.get("metadata", {})
 
 
+GRADES = ("✓ Right", "✗ Not quite", "The answer.", "Decided at step")
+SELF_CHECK = ("from nsvm_model import exercises as _E\n"
+              "print('SELF-CHECK', len(_E.ASKED), _E.self_check())")
+
+
+def output_text(out) -> str:
+    if "text" in out:
+        return "".join(out["text"])
+    return " ".join("".join(v) if isinstance(v, list) else str(v) for v in out.get("data", {}).values())
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_runs_without_error(path):
+def test_runs_without_error_grades_nothing_and_every_question_checks_out(path):
+    """Run All: no error, no grade or answer on the page; then every question asked is graded
+    right with its answer and wrong with another (a cell the test adds, not the notebook)."""
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3",
+    exercises = sum(any(t.startswith("exercise:") for t in c.metadata.get("tags", [])) for c in nb.cells)
+    nb.cells.append(nbformat.v4.new_code_cell(SELF_CHECK))
+    NotebookClient(nb, timeout=180, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    for cell in nb.cells:
+    for cell in nb.cells[:-1]:
         for out in cell.get("outputs", []):
             assert out.get("output_type") != "error", out
             assert out.get("name") != "stderr", out.get("text")
+            text = output_text(out)
+            shown = [mark for mark in GRADES if mark in text]
+            assert not shown, f"{path.name}: Run All shows a grade or an answer: {text[:200]}"
+    report = output_text(nb.cells[-1]["outputs"][0])
+    asked = int(report.split()[1])
+    assert asked >= exercises, f"{path.name}: {exercises} exercise cells but {asked} questions asked"
+    assert report.strip().endswith("[]"), report
 
 
 def test_model_imports_no_ui_library():
