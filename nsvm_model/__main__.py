@@ -73,11 +73,13 @@ def cmd_check_order(args):
         ordering = args.variant
     else:
         raise ValueError("check-order: name a variant, or --move STEP --before/--after STEP")
+    from nsvm_model.text import format_rule_violation
     found = nm.check_order(ordering)
     if not found:
         print("no ordering rule is broken")
-    for v in found:
-        print(f"{v.id}: {v.after} runs before {v.before}\n  because {v.reason}\n  symptom: {v.symptom}")
+    from nsvm_model.review import resolve
+    isa = resolve(ordering).isa
+    print("\n".join(format_rule_violation(v, isa) for v in found))
 
 
 def cmd_explain(args):

@@ -20,7 +20,7 @@ from .engine.fields import quote
 from .engine.rules import RuleViolation, linear_order, violations
 from .engine.scenario import Scenario
 from .engine.trace import Flow, Trace, prune_unreachable
-from .text import show_value
+from .text import format_rule, show_value
 
 Ordering = Union[str, Flow, Sequence[str]]
 WIDTH = 72
@@ -133,7 +133,7 @@ def explain(rule_id: str) -> str:
     for isa in ("svm", "vmx"):
         for rule in _machine(isa).rules:
             if rule.id == rule_id:
-                return rule.explain()
+                return format_rule(rule)
     ids = [r.id for isa in ("svm", "vmx") for r in _machine(isa).rules]
     raise ValueError(f"rule: unknown rule {quote(rule_id)} (known: {', '.join(ids)})")
 
@@ -239,39 +239,70 @@ OKABE_ITO = {"orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow"
              "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000"}
 
 
+def _common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 def compare_graph(r: Review):
-    """Both flows as columns; moved steps blue (◆), steps in a broken rule vermillion (✗)."""
+    """Both flows as columns, nodes named by kernel function; the steps both run first are
+    folded into one node; moved steps sky blue (◆), steps of a broken rule vermillion (✗),
+    a dashed arrow from each rule's early step to the step it should have followed; a legend."""
     import graphviz   # only the review diagram needs it
 
     broken = {v.after for v in r.rules} | {v.before for v in r.rules}
     base_ids, ids = r.baseline_trace.step_ids, r.trace.step_ids
     same_place = {l for l, rr in aligned_rows(base_ids, ids) if l == rr}
+    folded = _common_prefix(base_ids, ids)
+    steps = _machine(r.flow.isa).steps
+    font = {"fontname": "Helvetica"}
     g = graphviz.Digraph("compare", graph_attr={"rankdir": "TB", "nodesep": "0.25", "ranksep": "0.12",
-                                                "fontname": "Helvetica", "label": (
-                                                    f"{r.baseline.name} vs {r.flow.name} on {r.scenario.name}"),
-                                                "labelloc": "t"},
-                         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
-                                    "fontsize": "10", "fillcolor": "white", "height": "0.25"})
+                                                "label": f"{r.baseline.name} vs {r.flow.name} on {r.scenario.name}",
+                                                "labelloc": "t", **font},
+                         node_attr={"shape": "box", "style": "rounded,filled", "fontsize": "10",
+                                    "fillcolor": "white", "height": "0.25", **font})
+
+    def label(sid: str) -> str:
+        step = steps.get(sid)
+        return f"{step.function}()\n{_short(sid)}" if step else _short(sid)
+
     for side, flow_ids in (("a", base_ids), ("b", ids)):
         with g.subgraph(name=f"cluster_{side}") as c:
             c.attr(label=r.baseline.name if side == "a" else r.flow.name, color=OKABE_ITO["black"])
             prev = None
+            if folded > 1:
+                prev = f"{side}fold"
+                c.node(prev, f"{folded} steps both run first\n{_short(flow_ids[0])} ... "
+                             f"{_short(flow_ids[folded - 1])}", fillcolor="#eeeeee", style="rounded,filled,dashed")
             for i, sid in enumerate(flow_ids):
+                if i < folded and folded > 1:
+                    continue
                 node = f"{side}{i}"
-                label, color = _short(sid), "white"
+                text, color = label(sid), "white"
                 if side == "b" and sid in broken:
-                    label, color = "✗ " + label, OKABE_ITO["vermillion"]
+                    text, color = "✗ " + text, OKABE_ITO["vermillion"]
                 elif side == "b" and sid not in same_place:
-                    label, color = "◆ " + label, OKABE_ITO["sky"]
-                c.node(node, label, fillcolor=color)
+                    text, color = "◆ " + text, OKABE_ITO["sky"]
+                c.node(node, text, fillcolor=color)
                 if prev:
                     c.edge(prev, node, arrowsize="0.5")
                 prev = node
     first = {}
     for i, sid in enumerate(ids):
-        first.setdefault(sid, i)
+        if i >= folded or folded <= 1:
+            first.setdefault(sid, i)
     for v in r.rules:
         if v.before in first and v.after in first:
-            g.edge(f"b{first[v.after]}", f"b{first[v.before]}", label=v.id, color=OKABE_ITO["vermillion"], fontname="Helvetica",
-                   fontcolor=OKABE_ITO["vermillion"], style="dashed", constraint="false")
+            g.edge(f"b{first[v.after]}", f"b{first[v.before]}", label=v.id, color=OKABE_ITO["vermillion"],
+                   fontcolor=OKABE_ITO["vermillion"], style="dashed", constraint="false", **font)
+    with g.subgraph(name="cluster_legend") as c:
+        c.attr(label="legend", color=OKABE_ITO["black"], fontsize="10")
+        c.node("legend_moved", "◆ runs elsewhere than in " + r.baseline.name, fillcolor=OKABE_ITO["sky"])
+        c.node("legend_broken", "✗ step of a broken ordering rule", fillcolor=OKABE_ITO["vermillion"])
+        c.node("legend_edge", "- - R18 ->  runs before the step it must follow", shape="plaintext",
+               style="", fontcolor=OKABE_ITO["vermillion"])
+        c.edge("legend_moved", "legend_broken", style="invis")
+        c.edge("legend_broken", "legend_edge", style="invis")
     return g

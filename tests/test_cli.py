@@ -65,3 +65,44 @@ def test_explain(capsys):
 def test_bad_input_is_one_line_and_status_2(capsys, argv, needle):
     rc, _, err = run(capsys, *argv)
     assert rc == 2 and needle in err and err.count("\n") == 1
+
+
+# --- mail-ready text: 72 columns, kernel functions first, the deciding step marked ----------------
+
+@pytest.mark.parametrize("argv", [
+    ["trace", "--preset", "pae_bad_pdpte"], ["trace", "--isa", "vmx", "--preset", "msr_load_fs_base"],
+    ["trace", "--preset", "msrpm_unbacked", "--changes", "20"], ["check-order", "v6-unified"],
+    ["explain", "R18"], ["explain", "D9"], ["compare", "upstream", "v6-unified"],
+])
+def test_every_output_fits_72_columns(capsys, argv):
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 0 and out.strip()
+    assert max(map(len, out.splitlines())) <= 72
+
+
+def test_trace_numbers_from_1_and_marks_the_deciding_step(capsys):
+    import nsvm_model as nm
+    t = nm.run(nm.Scenario.preset("svm", "pae_bad_pdpte"))
+    rc, out, _ = run(capsys, "trace", "--preset", "pae_bad_pdpte")
+    marked = [line for line in out.splitlines() if line.startswith(">>")]
+    assert len(marked) == 1
+    k = next(s.index for s in t.steps if s.label == "bad_pdpte")
+    assert marked[0].split()[1] == str(k + 1) and "nested_svm_load_cr3()" in marked[0]
+    assert "    1  P1 nested_svm_check_permissions()" in out
+    rc, out, _ = run(capsys, "trace")
+    assert ">>" not in out
+
+
+def test_check_order_and_explain_name_kernel_functions_first(capsys):
+    rc, out, _ = run(capsys, "check-order", "v6-unified")
+    assert out.startswith("R3: enter_guest_mode() [svm.enter.enter_guest_mode] runs before")
+    rc, out, _ = run(capsys, "explain", "R18")
+    assert out.startswith("R18: nested_vmcb02_prepare_save()") and "[V] verified" in out
+
+
+def test_the_svg_has_a_legend_folds_common_steps_and_names_functions(tmp_path, capsys):
+    svg = tmp_path / "v6.svg"
+    run(capsys, "compare", "upstream", "v6-unified", "--svg", str(svg))
+    text = svg.read_text()
+    assert "legend" in text and "steps both run first" in text
+    assert "nested_svm_load_cr3()" in text and "svm_switch_vmcb()" in text
