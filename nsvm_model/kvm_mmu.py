@@ -114,13 +114,17 @@ def root_mmu_note(host_tdp: bool, who: str) -> str:
     return f"{who} runs on root_mmu, which shadows {who}'s page tables (no host NPT/EPT)"
 
 
-def init_shadow_tdp_mmu(ctx, cpu_role: str, root: int, guest_mode: bool) -> None:
-    """kvm_init_shadow_npt_mmu()/kvm_init_shadow_ept_mmu(): guest_mmu shadows L1's tables."""
+def init_shadow_tdp_mmu(ctx, cpu_role: str, root: int, guest_mode: bool, warn: bool = True) -> None:
+    """kvm_init_shadow_npt_mmu()/kvm_init_shadow_ept_mmu(): guest_mmu shadows L1's tables.
+
+    The NPT role takes the guest-mode bit from the vCPU and WARNs without it; the EPT
+    role (kvm_calc_shadow_ept_root_page_role()) sets it unconditionally: warn=False.
+    """
     ctx.set("vcpu.arch.mmu", "guest_mmu")
     ctx.set("vcpu.arch.guest_mmu.cpu_role", cpu_role)
     ctx.set("vcpu.arch.guest_mmu.root_role.guest_mode", int(guest_mode))
     ctx.set("vcpu.arch.guest_mmu.pgd", root)
-    if not guest_mode:
+    if warn and not guest_mode:
         ctx.note("WARN: the nested TDP MMU role is built without the guest-mode bit")
 
 

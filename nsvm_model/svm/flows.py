@@ -104,7 +104,7 @@ UPSTREAM_SEQUENCES = {
     # an SMI while L2 runs, and RSM back into L2
     "svm_enter_smm": ("svm.smm.enter_smm", "call:nested_svm_vmexit", "svm.smm.save_vmcb01",
                       "svm.smm.handler", "call:svm_leave_smm"),
-    "svm_leave_smm": ("svm.smm.restore_vmcb01", "svm.vmrun.map_vmcb12", "svm.vmrun.copy_control_to_cache",
+    "svm_leave_smm": ("svm.smm.map_vmcb12", "svm.smm.restore_vmcb01", "svm.vmrun.copy_control_to_cache",
                       "svm.vmrun.copy_save_to_cache", "svm.smm.check_save", "svm.smm.check_controls",
                       "call:enter_svm_guest_mode", "svm.smm.set_run_pending"),
     "rsm_failed": ("svm.smm.rsm_fails", "svm.run.check_triple_fault"),
@@ -129,6 +129,7 @@ UPSTREAM_ON = {
     "svm.exit.load_cr3.pdptrs:bad_pdpte": "l1_cr3_restore_failed",
     "svm.l2.vcpu_run:running": "end:l2_runs",
     "svm.l2.vcpu_run:smi": "svm_enter_smm",
+    "svm.smm.map_vmcb12:efault": "unwind:rsm_failed",
     "svm.smm.check_save:invalid": "unwind:rsm_failed",
     "svm.smm.check_controls:invalid": "unwind:rsm_failed",
     "rsm_failed:done": "end:shutdown",

@@ -954,16 +954,30 @@ def smm_handler(ctx):
     return None
 
 
+@step("svm.smm.map_vmcb12", "svm_leave_smm", SVM_C, "P2",
+      reads=("smm.smram.vmcb12_gpa", "guest_memory"), writes=("svm.local.vmcb12_gpa",),
+      reason="RSM maps the vmcb12 whose GPA SMRAM recorded (kvm_vcpu_map()), and the HSAVE "
+             "page, before it touches vmcb01; a failed map makes RSM fail")
+def smm_map_vmcb12(ctx):
+    """kvm_vcpu_map() of the vmcb12 SMRAM names; RSM fails without memory behind it."""
+    gpa = ctx.get("smm.smram.vmcb12_gpa")
+    ctx.set("svm.local.vmcb12_gpa", gpa)
+    if not ctx.is_backed(gpa):
+        ctx.note(f"no memory behind {gpa:#x}: svm_leave_smm() returns 1, RSM fails")
+        return "efault"
+    ctx.note(f"vmcb12 mapped at GPA {gpa:#x}")
+    return None
+
+
 @step("svm.smm.restore_vmcb01", "svm_leave_smm", SVM_C, "P6",
-      reads=tuple(f"hsave.save.{r}" for r in SVM_SMM_SAVE) + ("smm.smram.vmcb12_gpa",),
-      writes=tuple(f"vmcb01.save.{r}" for r in SVM_SMM_SAVE) + ("svm.local.vmcb12_gpa",),
+      reads=tuple(f"hsave.save.{r}" for r in SVM_SMM_SAVE),
+      writes=tuple(f"vmcb01.save.{r}" for r in SVM_SMM_SAVE),
       reason="before re-entering L2, vmcb01 must hold L1's VMRUN state again: the nested MMU "
              "and the intercept merge read it")
 def restore_vmcb01(ctx):
-    """RSM: restore vmcb01.save from HSAVE; take the vmcb12 GPA from SMRAM."""
+    """RSM: restore vmcb01.save from HSAVE (svm_copy_vmrun_state())."""
     for r in SVM_SMM_SAVE:
         ctx.set(f"vmcb01.save.{r}", ctx.get(f"hsave.save.{r}"))
-    ctx.set("svm.local.vmcb12_gpa", ctx.get("smm.smram.vmcb12_gpa"))
     return None
 
 

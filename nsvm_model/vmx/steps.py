@@ -350,18 +350,22 @@ def _tlb_flush(is_vmenter):
             ctx.add_to("vcpu.requests", "KVM_REQ_TLB_FLUSH_GUEST")
             ctx.note("a new VPID12: flush the guest TLB context")
             return None
-        if not ctx.get("cpu.ept"):
+        # nested_has_guest_tlb_tag(): EPT, or vmcs12's VPID backed by a vpid02 (KVM allocates
+        # one when enable_vpid), keeps L1's and L2's translations apart: no flush needed
+        if not (ctx.get("cpu.ept") or ctx.get("cpu.vpid")):
             ctx.add_to("vcpu.requests", "KVM_REQ_TLB_FLUSH_CURRENT")
+            ctx.note("no EPT and no vpid02: flush the current context")
         return None
     action.__doc__ = "nested_vmx_transition_tlb_flush(): request the flush the VPIDs call for."
     return action
 
 
 TLB_READS = ("vmcs12.cpu_based_vm_exec_control", "vmcs12.secondary_vm_exec_control",
-             "vmcs12.virtual_processor_id", "vmx.nested.last_vpid", "cpu.ept")
+             "vmcs12.virtual_processor_id", "vmx.nested.last_vpid", "cpu.ept", "cpu.vpid")
 step("vmx.prep.tlb_flush", "nested_vmx_transition_tlb_flush", NESTED_C, "P11",
      reads=TLB_READS, writes=("vcpu.requests", "vmx.nested.last_vpid"),
-     reason="the TLB requests must apply to L2's context, so after enter_guest_mode()",
+     reason="the flushes L2's VPID calls for are requested before L2 first runs; KVM services "
+            "them at the next entry",
      manual=SDM_EPT)(_tlb_flush(True))
 
 
@@ -380,7 +384,8 @@ def ept_init_mmu_context(ctx):
         return None
     eptp = ctx.get("vmcs12.ept_pointer")
     levels = "5-level EPT" if eptp & d.VMX_EPTP_PWL_MASK == d.VMX_EPTP_PWL_5 else "4-level EPT"
-    kvm_mmu.init_shadow_tdp_mmu(ctx, levels, eptp & ~0xFFF & x86.MASK64, ctx.get("vcpu.guest_mode"))
+    # kvm_calc_shadow_ept_root_page_role() sets the guest-mode bit whatever the vCPU's mode
+    kvm_mmu.init_shadow_tdp_mmu(ctx, levels, eptp & ~0xFFF & x86.MASK64, True, warn=False)
     return None
 
 
@@ -669,7 +674,7 @@ def vmx_abort(ctx):
 
 
 step("vmx.host.tlb_flush", "nested_vmx_transition_tlb_flush", NESTED_C, "P11",
-     reads=TLB_READS, writes=("vcpu.requests", "vmx.nested.last_vpid"),
+     reads=TLB_READS, writes=("vcpu.requests",),
      reason="flush for the way back to L1", manual=SDM_EPT)(_tlb_flush(False))
 
 
