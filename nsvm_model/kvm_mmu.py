@@ -133,14 +133,16 @@ LOAD_CR3_REASON = ("inside the load: legality, then PDPTRs, then vcpu->arch.cr3,
 
 
 def load_cr3_steps(step, prefix, function, file, cr3_path, nested_tdp, tdp_reads,
-                   features, feature_reads, who, host_tdp, manual=""):
+                   features, feature_reads, who, host_tdp, manual="", reload_pdptrs=True):
     """Register the five actions of nested_{svm,vmx}_load_cr3() as steps.
 
     ``step`` is the ISA's step decorator; ``nested_tdp(ctx)`` says whether L1's
     NPT/EPT is shadowed (None: never, as when L1's CR3 is restored).  Labels:
     "illegal_cr3" (CR3 above MAXPHYADDR) and "bad_pdpte" (a PDPTE failed to
     load); each ISA's flow decides where they lead.  ``host_tdp`` is the path of
-    the host's NPT/EPT switch (cpu.npt, cpu.ept).
+    the host's NPT/EPT switch (cpu.npt, cpu.ept).  ``reload_pdptrs=False`` is the
+    entry from RSM or a nested-state restore (from_vmrun/from_vmentry false): the
+    PDPTRs wait for KVM_REQ_GET_NESTED_STATE_PAGES.
     """
     def tdp(ctx):
         return bool(nested_tdp and nested_tdp(ctx))
@@ -154,6 +156,10 @@ def load_cr3_steps(step, prefix, function, file, cr3_path, nested_tdp, tdp_reads
     check_legal.__doc__ = "kvm_vcpu_is_legal_cr3(): no bit at or above MAXPHYADDR."
 
     def pdptrs(ctx):
+        if not reload_pdptrs:
+            ctx.note("not from VMRUN: the PDPTRs are not read now; the nested-state-pages request "
+                     "loads them before the next run")
+            return None
         if not uses_pae_paging(ctx):
             ctx.note(f"not PAE paging ({current_paging_mode(ctx)}): no PDPTRs")
             return None

@@ -197,3 +197,23 @@ def test_shadow_host_saves_l1_cr3_into_vmcb01():
     assert t.final["vmcb01.save.cr3"] == L1_CR3
     assert t.final["vcpu.arch.mmu"] == "root_mmu"       # no NPT offered to L1: NP sanitized
     assert t.final["vcpu.arch.root_mmu.pgd"] == 0x700000
+
+
+def test_rsm_enters_l2_without_reading_pdptes_and_requests_the_nested_state_pages():
+    """svm_leave_smm() calls enter_svm_guest_mode(from_vmrun = false): no load_pdptrs() now,
+    KVM_REQ_GET_NESTED_STATE_PAGES instead (nested_svm_load_cr3() with reload_pdptrs false)."""
+    sc = nm.Scenario.preset("svm", "pae_shadow").with_fields({"l2.exit": "SMI"})
+    t = nm.run(sc)
+    assert t.outcome == "l2_runs"
+    rsm = [s for s in t.steps if s.id.startswith("svm.rsm.")]
+    assert [s.id for s in rsm][:2] == ["svm.rsm.load_cr3.check_legal", "svm.rsm.load_cr3.pdptrs"]
+    assert not any(s.id == "svm.rsm.load_cr3.pdptrs" and "vcpu.arch.pdptrs" in s.written for s in rsm)
+    assert "KVM_REQ_GET_NESTED_STATE_PAGES" in t.final["vcpu.requests"]
+    first_load = t.steps[t.index_of("svm.enter.load_cr3.pdptrs")]
+    assert "vcpu.arch.pdptrs" in first_load.written            # the VMRUN itself did read them
+
+
+def test_rsm_maps_vmcb12_in_svm_leave_smm_before_restoring_vmcb01():
+    t = nm.run(nm.Scenario.preset("svm", "smi_in_l2"))
+    m, r = t.index_of("svm.smm.map_vmcb12"), t.index_of("svm.smm.restore_vmcb01")
+    assert m < r and t.steps[m].function == "svm_leave_smm"

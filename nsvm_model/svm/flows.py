@@ -9,7 +9,7 @@ returns; ``on`` maps a step's outcome label to where the kernel goes next.
 from __future__ import annotations
 
 from ..engine.trace import Flow
-from .steps import ENTRY_LOAD_CR3, EXIT_LOAD_CR3
+from .steps import ENTRY_LOAD_CR3, EXIT_LOAD_CR3, RSM_LOAD_CR3
 
 NESTED_SVM_VMRUN = (
     "svm.vmrun.check_permissions",        # vmrun_interception()
@@ -44,6 +44,14 @@ ENTER_SVM_GUEST_MODE = (
     "call:nested_svm_load_cr3",
     "svm.enter.set_gif",
 )
+
+# enter_svm_guest_mode(from_vmrun = false), as svm_leave_smm() calls it: L2's CR3 without
+# its PDPTRs, the rest deferred to KVM_REQ_GET_NESTED_STATE_PAGES; a failure fails RSM.
+ENTER_SVM_GUEST_MODE_FROM_RSM = tuple(
+    e for entry in ENTER_SVM_GUEST_MODE
+    for e in ({"call:nested_svm_load_cr3": ("call:nested_svm_load_cr3(RSM)",),
+               "svm.enter.set_gif": ("svm.rsm.request_nested_state_pages", "svm.enter.set_gif")}
+              .get(entry, (entry,))))
 
 PREPARE_CONTROL = (
     "svm.enter.tlb_flush",
@@ -94,6 +102,8 @@ UPSTREAM_SEQUENCES = {
     "svm_vcpu_run": SVM_VCPU_RUN,
     "nested_svm_vmexit": NESTED_SVM_VMEXIT,
     "nested_svm_load_cr3(L1)": EXIT_LOAD_CR3,
+    "enter_svm_guest_mode(RSM)": ENTER_SVM_GUEST_MODE_FROM_RSM,
+    "nested_svm_load_cr3(RSM)": RSM_LOAD_CR3,
     # where failures go
     "kvm_handle_memory_failure": ("svm.vmrun.memory_failure",),
     "early_vmexit_invalid": ("svm.vmrun.vmcb12_exit_invalid", "svm.vmrun.early_clear_gif",
@@ -106,7 +116,7 @@ UPSTREAM_SEQUENCES = {
                       "svm.smm.handler", "call:svm_leave_smm"),
     "svm_leave_smm": ("svm.smm.map_vmcb12", "svm.smm.restore_vmcb01", "svm.vmrun.copy_control_to_cache",
                       "svm.vmrun.copy_save_to_cache", "svm.smm.check_save", "svm.smm.check_controls",
-                      "call:enter_svm_guest_mode", "svm.smm.set_run_pending"),
+                      "call:enter_svm_guest_mode(RSM)", "svm.smm.set_run_pending"),
     "rsm_failed": ("svm.smm.rsm_fails", "svm.run.check_triple_fault"),
 }
 
@@ -130,6 +140,7 @@ UPSTREAM_ON = {
     "svm.l2.vcpu_run:running": "end:l2_runs",
     "svm.l2.vcpu_run:smi": "svm_enter_smm",
     "svm.smm.map_vmcb12:efault": "unwind:rsm_failed",
+    "svm.rsm.load_cr3.check_legal:illegal_cr3": "unwind:rsm_failed",
     "svm.smm.check_save:invalid": "unwind:rsm_failed",
     "svm.smm.check_controls:invalid": "unwind:rsm_failed",
     "rsm_failed:done": "end:shutdown",

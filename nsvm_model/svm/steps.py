@@ -611,22 +611,33 @@ def _npt_on_entry(ctx):
     return nested_npt_enabled(ctx)
 
 
-def _load_cr3(prefix, cr3_path, on_entry):
+def _load_cr3(prefix, cr3_path, on_entry, from_vmrun=True):
     """The actions of nested_svm_load_cr3(); entry and exit differ in arguments only.
 
     On entry the CR3 is L2's (nested.save.cr3), nested NPT decides, and the
-    PDPTRs are reloaded (from_vmrun).  On exit it is L1's (vmcb01.save.cr3),
-    never nested NPT, and always with PDPTRs.
+    PDPTRs are reloaded when the entry is a VMRUN (from_vmrun), not on RSM.
+    On exit it is L1's (vmcb01.save.cr3), never nested NPT, and always with PDPTRs.
     """
     return kvm_mmu.load_cr3_steps(
         step, prefix, "nested_svm_load_cr3", NESTED_C, cr3_path,
         nested_tdp=_npt_on_entry if on_entry else None,
         tdp_reads=("nested.ctl.misc_ctl",) if on_entry else (),
         features=l1_features, feature_reads=("cpu.features", "cpu.npt"),
-        who="L2" if on_entry else "L1", host_tdp="cpu.npt", manual=APM_NPT)
+        who="L2" if on_entry else "L1", host_tdp="cpu.npt", manual=APM_NPT, reload_pdptrs=from_vmrun)
 
 
 ENTRY_LOAD_CR3 = _load_cr3("svm.enter", "nested.save.cr3", on_entry=True)
+RSM_LOAD_CR3 = _load_cr3("svm.rsm", "nested.save.cr3", on_entry=True, from_vmrun=False)
+
+
+@step("svm.rsm.request_nested_state_pages", "enter_svm_guest_mode", NESTED_C, "P13",
+      reads=(), writes=("vcpu.requests",),
+      reason="an entry that is not a VMRUN defers the PDPTRs and the MSR-bitmap merge to "
+             "svm_get_nested_state_pages(), run before L2 next runs")
+def rsm_request_nested_state_pages(ctx):
+    """kvm_make_request(KVM_REQ_GET_NESTED_STATE_PAGES)."""
+    ctx.add_to("vcpu.requests", "KVM_REQ_GET_NESTED_STATE_PAGES")
+    return None
 
 
 @step("svm.enter.set_gif", "svm_set_gif", SVM_C, "P14",
