@@ -413,15 +413,18 @@ step("svm.enter.enter_guest_mode", "enter_guest_mode", GUEST_MODE_FILE, "P8",
 
 
 @step("svm.enter.prepare_control.bitmaps", "nested_vmcb02_prepare_control", NESTED_C, "P9",
-      reads=("vmcb01.control.misc_ctl", "vmcb01.control.iopm_base_pa", "vmcb01.control.msrpm_base_pa"),
+      reads=("vmcb01.control.misc_ctl", "vmcb01.control.iopm_base_pa", "vmcb01.control.msrpm_base_pa",
+             "nested.ctl.misc_ctl"),
       writes=("vmcb02.control.misc_ctl", "vmcb02.control.iopm_base_pa", "vmcb02.control.msrpm_base_pa",
               "vmcb02.control.tlb_ctl"),
       reason="vmcb02 starts from L0's own NP setting and permission maps; the MSR map pointer "
              "is replaced later by the merge", manual=APM_MSRPM)
 def prepare_control_bitmaps(ctx):
-    """vmcb02 takes vmcb01's NP/GMET bits, IOPM and MSRPM; TLB_CONTROL_DO_NOTHING."""
-    ctx.set("vmcb02.control.misc_ctl",
-            ctx.get("vmcb01.control.misc_ctl") & (defs.SVM_MISC_ENABLE_NP | defs.SVM_MISC_ENABLE_GMET))
+    """vmcb02 takes vmcb01's NP/GMET bits (GMET from vmcb12 with nested NPT), IOPM and MSRPM."""
+    misc = ctx.get("vmcb01.control.misc_ctl") & (defs.SVM_MISC_ENABLE_NP | defs.SVM_MISC_ENABLE_GMET)
+    if nested_npt_enabled(ctx):          # with nested NPT, L1 decides GMET for L2
+        misc = (misc & ~defs.SVM_MISC_ENABLE_GMET) | (ctx.get("nested.ctl.misc_ctl") & defs.SVM_MISC_ENABLE_GMET)
+    ctx.set("vmcb02.control.misc_ctl", misc)
     ctx.set("vmcb02.control.iopm_base_pa", ctx.get("vmcb01.control.iopm_base_pa"))
     ctx.set("vmcb02.control.msrpm_base_pa", ctx.get("vmcb01.control.msrpm_base_pa"))
     ctx.set("vmcb02.control.tlb_ctl", defs.TLB_CONTROL_DO_NOTHING)
