@@ -9,6 +9,7 @@ VENDOR := build/vendor
 HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
 REQUIREJS := requirejs@2.3.8
 REVEAL := reveal.js@4.0.2
+JQUERY := jquery@3.7.1
 SLIDE_NOTEBOOKS := 02_successful_vmrun 04_cr3_loading_order 06_nvmx_beside_nsvm 07_reviewing_the_2026_proposal
 
 setup: system-packages $(VENV)/.installed
@@ -48,32 +49,49 @@ lab: setup
 	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/00_start_here.ipynb \
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# The widget renderer, require.js and reveal.js, taken from the npm registry once and
-# served with the pages: the exported site needs no CDN.
+# The widget renderer, require.js, reveal.js and jQuery, taken from the npm registry once.
+# Each site gets only the files its pages load: no archive, no source map.
 $(VENDOR)/.done:
 	mkdir -p $(VENDOR)
-	cd $(VENDOR) && npm pack --silent $(HTML_MANAGER) $(REQUIREJS) $(REVEAL) >/dev/null
+	cd $(VENDOR) && npm pack --silent $(HTML_MANAGER) $(REQUIREJS) $(REVEAL) $(JQUERY) >/dev/null
 	cd $(VENDOR) && for t in *.tgz; do d=$${t%.tgz}; mkdir -p $$d && tar xzf $$t -C $$d; done
 	touch $@
 
-# A static site: every notebook executed, its precomputed steppers stepping with no kernel.
+# The renderer looks for its icon fonts (Play, Stop) in @jupyter-widgets/ beside the page;
+# browsers take the first format they know, woff2, so only those ship.
+WIDGETS_DIST := $(VENDOR)/jupyter-widgets-html-manager-1.0.15/package/dist
+define site_assets
+	mkdir -p $(1)/@jupyter-widgets $(1)/vendor
+	cp $(WIDGETS_DIST)/*.woff2 $(1)/@jupyter-widgets/
+	cp $(WIDGETS_DIST)/embed-amd.js $(VENDOR)/requirejs-2.3.8/package/require.js $(1)/vendor/
+endef
+EXPORT_FLAGS := --HTMLExporter.widget_renderer_url=vendor/embed-amd.js \
+	--HTMLExporter.require_js_url=vendor/require.js
+
+# A static site: every notebook executed, its precomputed steppers stepping with no kernel,
+# and no request leaving the folder (exporting/offline.html.j2 drops MathJax and mermaid).
 html: setup $(VENDOR)/.done
-	mkdir -p build/html
-	cp -r $(VENDOR) build/html/
+	rm -rf build/html && mkdir -p build/html
+	$(call site_assets,build/html)
 	$(BIN)/python -m jupyter nbconvert --to html --execute --output-dir build/html \
-	  --HTMLExporter.widget_renderer_url=vendor/jupyter-widgets-html-manager-1.0.15/package/dist/embed-amd.js \
-	  --HTMLExporter.require_js_url=vendor/requirejs-2.3.8/package/require.js \
-	  notebooks/*.ipynb
+	  --template-file exporting/offline.html.j2 $(EXPORT_FLAGS) notebooks/*.ipynb
 	@echo "open build/html/00_start_here.html"
 
-# Slides for a tutorial (02, 04, 06, 07), reveal.js served locally.
+# Slides for a tutorial (02, 04, 06, 07): reveal.js, its white theme (local fonts) and jQuery
+# served from the deck's folder.
+REVEAL_DIST := $(VENDOR)/reveal.js-4.0.2/package/dist
 slides: setup $(VENDOR)/.done
-	mkdir -p build/slides
-	cp -r $(VENDOR) build/slides/
+	rm -rf build/slides && mkdir -p build/slides/vendor/reveal.js/dist/theme
+	$(call site_assets,build/slides)
+	cp $(REVEAL_DIST)/reveal.js $(REVEAL_DIST)/reveal.css build/slides/vendor/reveal.js/dist/
+	cp -r $(REVEAL_DIST)/theme/white.css $(REVEAL_DIST)/theme/fonts build/slides/vendor/reveal.js/dist/theme/
+	mkdir -p build/slides/vendor/reveal.js/plugin
+	cp -r $(VENDOR)/reveal.js-4.0.2/package/plugin/notes build/slides/vendor/reveal.js/plugin/
+	cp $(VENDOR)/jquery-3.7.1/package/dist/jquery.min.js build/slides/vendor/
 	$(BIN)/python -m jupyter nbconvert --to slides --execute --output-dir build/slides \
-	  --SlidesExporter.reveal_url_prefix=vendor/reveal.js-4.0.2/package \
-	  --HTMLExporter.widget_renderer_url=vendor/jupyter-widgets-html-manager-1.0.15/package/dist/embed-amd.js \
-	  --HTMLExporter.require_js_url=vendor/requirejs-2.3.8/package/require.js \
+	  --template-file exporting/offline.slides.html.j2 $(EXPORT_FLAGS) \
+	  --SlidesExporter.reveal_url_prefix=vendor/reveal.js --SlidesExporter.reveal_theme=white \
+	  --SlidesExporter.jquery_url=vendor/jquery.min.js \
 	  $(foreach n,$(SLIDE_NOTEBOOKS),notebooks/$(n).ipynb)
 
 clean:

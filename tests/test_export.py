@@ -26,11 +26,12 @@ def test_every_notebook_is_exported(site):
 
 
 def test_stepping_works_with_no_kernel_and_no_network(site):
-    blocked = []
+    blocked, missing = [], []
     with browser() as b:
         page = b.new_page(viewport={"width": 1300, "height": 1600})
         page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
                    else (blocked.append(r.request.url), r.abort()))
+        page.on("requestfailed", lambda r: missing.append(r.url) if r.url.startswith("file:") else None)
         page.goto((site / "00_start_here.html").as_uri())
         page.wait_for_selector(".nv-card", timeout=30_000)
 
@@ -38,7 +39,7 @@ def test_stepping_works_with_no_kernel_and_no_network(site):
             return [c.get_attribute("data-step") for c in page.locator(".nv-card").all() if c.is_visible()][0]
 
         start = int(visible_step())
-        handle = page.locator(".widget-slider .noUi-handle").first
+        handle = page.locator(".nv-root .widget-slider .noUi-handle").first      # the step slider
         handle.focus()
         page.keyboard.press("ArrowRight")
         page.wait_for_function(f"() => [...document.querySelectorAll('.nv-card')].some(e => e.offsetParent && e.dataset.step == '{start + 1}')")
@@ -46,5 +47,17 @@ def test_stepping_works_with_no_kernel_and_no_network(site):
         page.wait_for_timeout(300)
         assert int(visible_step()) > start + 1
         assert "what-if panel need a running kernel" in page.inner_text("body")
+        icons = page.evaluate("""() => [...document.querySelectorAll('.widget-play button i, .jupyter-button i')]
+            .filter(i => i.offsetParent).map(i => getComputedStyle(i, '::before').fontFamily)""")
+        fonts_ok = page.evaluate("() => document.fonts.check('16px FontAwesome')")
         page.screenshot(path=str(ROOT / "artifacts" / "screenshots" / "exported-00.png"))
-    assert all("mathjax" in u.lower() for u in blocked), blocked      # nothing else left the machine
+    assert not blocked, blocked                   # no request left the folder, not even one refused
+    assert not missing, missing                   # and every file the page asked for is there
+    assert icons and fonts_ok                     # the Play icons draw from the shipped font
+
+
+def test_the_site_ships_only_what_pages_load(site):
+    shipped = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+    assert not [p for p in shipped if p.endswith((".tgz", ".map", ".ts"))]
+    assert "vendor/require.js" in shipped
+    assert "vendor/embed-amd.js" in shipped and any(p.startswith("@jupyter-widgets/") for p in shipped)
