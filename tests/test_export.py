@@ -61,3 +61,28 @@ def test_the_site_ships_only_what_pages_load(site):
     assert not [p for p in shipped if p.endswith((".tgz", ".map", ".ts"))]
     assert "vendor/require.js" in shipped
     assert "vendor/embed-amd.js" in shipped and any(p.startswith("@jupyter-widgets/") for p in shipped)
+
+
+@pytest.fixture(scope="module")
+def decks():
+    if not _browser_available():
+        pytest.skip("no browser")
+    subprocess.run(["make", "slides"], cwd=ROOT, check=True, capture_output=True)
+    return sorted((ROOT / "build" / "slides").glob("*.slides.html"))
+
+
+def test_slides_open_with_no_request_outside_their_folder(decks):
+    assert len(decks) == 4
+    with browser() as b:
+        for deck in decks:
+            blocked, missing = [], []
+            page = b.new_page(viewport={"width": 1280, "height": 720})
+            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
+                       else (blocked.append(r.request.url), r.abort()))
+            page.on("requestfailed", lambda r: missing.append(r.url) if r.url.startswith("file:") else None)
+            page.goto(deck.as_uri())
+            page.wait_for_selector(".reveal.ready", timeout=30_000)         # reveal.js initialized
+            page.wait_for_timeout(1000)
+            assert not blocked and not missing, (deck.name, blocked, missing)
+            assert page.evaluate("() => document.fonts.check('16px FontAwesome')"), deck.name
+            page.close()
