@@ -223,7 +223,7 @@ def compare_text(r: Review, width: int = WIDTH) -> str:
         lines += _wrap(f"Symptom: {v.symptom}. Source: {v.source}.", width, "    ")
     lines.append(f"Invariants broken on {r.scenario.name}: {len(r.invariants)}")
     for inv in r.invariants:
-        lines += _wrap(f"{inv.invariant} after step {inv.step_index} ({_short(inv.step_id)}): {inv.text}.", width)
+        lines += _wrap(f"{inv.invariant} after step {inv.step_index + 1} ({_short(inv.step_id)}): {inv.text}.", width)
     diff = r.state_diff()
     lines.append(f"Final state that differs from {r.baseline.name}: {len(diff)} fields")
     for path, (x, y) in list(diff.items())[:20]:
