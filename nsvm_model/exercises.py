@@ -109,10 +109,14 @@ class Item:
             given = self.read(answer)
         except Exception:                # any odd answer is a wrong answer, never an exception
             return ItemResult(self.name, answer, self.right, False,
-                              f"{_quote(answer)} is not an answer here ({self.hint}). {self.why()}")
+                              f"{_quote(answer)} is not an answer here ({self.hint}); {self.explained()}")
         ok = _same(given, self.right)
         said = "" if ok else f"you said {_said(given)}; "
-        return ItemResult(self.name, given, self.right, ok, said + self.why())
+        return ItemResult(self.name, given, self.right, ok, said + self.explained())
+
+    def explained(self) -> str:
+        """The right value and the reason for it, read off the trace."""
+        return f"it is {_said(self.right)}: {self.why()}"
 
 
 def _same(given, right) -> bool:
@@ -228,7 +232,8 @@ class Question:
             return answers
         results = [item.grade(answers.get(item.name, PLACEHOLDER)) for item in self.items]
         if all(r.ok is None for r in results):
-            return Feedback(None, "Nothing answered yet: replace each ... with your prediction.")
+            return Feedback(None, f"Type your answer in place of each ..., then run the cell again: "
+                                  f"{self.template()}. q.reveal() shows the answer if you are stuck.")
         good, total = sum(bool(r.ok) for r in results), len(results)
         first_wrong = next((it for it, r in zip(self.items, results) if r.ok is False), None)
         step = first_wrong.step_index if first_wrong and first_wrong.step_index is not None else self.step_index
@@ -240,7 +245,7 @@ class Question:
 
     def reveal(self) -> Feedback:
         """The answer and the reasons, when the learner asks for them."""
-        results = [ItemResult(i.name, None, i.right, None, f"{_said(i.right)}: {i.why()}") for i in self.items]
+        results = [ItemResult(i.name, None, i.right, None, i.explained()) for i in self.items]
         return Feedback(None, "The answer." + self._see_step(self.step_index), results, self.step_index)
 
     # -- helpers --
@@ -360,12 +365,11 @@ def _state_item(trace: Trace, path: str, upto: int) -> Item:
     writer = last_writer(trace, path, upto)
 
     def why() -> str:
-        shown = show_value(value)
         if writer is None:
-            return f"it is {shown}: no step up to {upto + 1} wrote it, so it still holds its value from before VMRUN."
+            return f"no step up to {upto + 1} wrote it, so it still holds its value from before VMRUN."
         s = trace.steps[writer]
         same = " (the same value it had)" if path not in s.changed else ""
-        return f"it is {shown}: step {writer + 1}, {s.function}() ({s.id}), wrote it{same}."
+        return f"step {writer + 1}, {s.function}() ({s.id}), wrote it{same}."
     return Item(path, value, read, why, writer, hint)
 
 
@@ -377,10 +381,11 @@ def _outcome_item(trace: Trace) -> Item:
     def why() -> str:
         s = trace.steps[decider]
         notes = "; ".join(s.notes[:2])
-        failure = f" ({trace.failure})" if trace.failure else ""
+        article = "an" if (trace.failure or "x")[0] in "aeiou" else "a"
+        failure = f"{article} {trace.failure} failure: " if trace.failure else ""
         if trace.outcome == "l2_runs":
-            return f"{trace.outcome}: every check passed and step {decider + 1}, {s.function}(), runs L2."
-        return (f"{trace.outcome}{failure}: step {decider + 1}, {s.function}() ({s.id}), "
+            return f"every check passed and step {decider + 1}, {s.function}(), runs L2."
+        return (f"{failure}step {decider + 1}, {s.function}() ({s.id}), "
                 f"took the '{s.label}' branch" + (f": {notes}" if notes else "") + ".")
     return Item("outcome", trace.outcome, read, why, decider, "one of " + ", ".join(choices))
 
@@ -457,7 +462,7 @@ def kernel_order(scenario: Scenario, steps: Sequence[str], seed: int = 0) -> Que
             because = f" ({rule.id}: {rule.reason})" if rule else ""
             parts.append(f"{letter[a]} {trace.steps[index[a]].function}() before {letter[b]} "
                          f"{trace.steps[index[b]].function}(){because}")
-        return f"the kernel order is {answer}: " + "; ".join(parts) + "."
+        return "; ".join(parts) + "."
     details = [f"{letter[sid]}. {_describe(trace.steps[index[sid]])}" for sid in shown]
     item = Item("answer", answer, read, why, index[right[0]], f"the {len(steps)} letters in kernel order")
     return Question("kernel_order", f"In {_scenario_text(scenario, 'upstream')}, put these steps in the order "
@@ -467,8 +472,9 @@ def kernel_order(scenario: Scenario, steps: Sequence[str], seed: int = 0) -> Que
 
 def _describe(s) -> str:
     """A step for a list: its function and what it does, said once."""
-    title = s.title if not s.title.startswith(s.function) else s.title[len(s.function):].lstrip("(): ")
-    return f"{s.function}(): {title} ({s.id})"
+    if s.title.startswith(s.function + "("):    # the title already names the call
+        return f"{s.title} ({s.id})"
+    return f"{s.function}(): {s.title} ({s.id})"
 
 
 def pick_reason(isa: str, rule_id: str, distractors: Sequence[str], seed: int = 0) -> Question:
@@ -487,7 +493,7 @@ def pick_reason(isa: str, rule_id: str, distractors: Sequence[str], seed: int = 
     read, _ = reader_for("", choices=tuple(letter.values()))
 
     def why() -> str:
-        return (f"{letter[rule_id]}: {rule.reason}. When it is broken: {rule.symptom}. "
+        return (f"{rule.reason}. When it is broken: {rule.symptom}. "
                 f"Source: {rule.source}. {_moved_run(isa, before, after)}")
     details = [f"{letter[rid]}. {rules[rid].reason}" for rid in options]
     item = Item("answer", letter[rule_id], lambda a: read(a).upper(), why, k, "one letter")
@@ -528,7 +534,7 @@ def which_breaks(scenario: Scenario, rule_id: str, choices: Sequence[str]) -> Qu
             differ = [p for p in t.final if p in base.final and t.final[p] != base.final[p] and ".local." not in p]
             lines.append(f"{c}: ends {t.outcome} in {len(t.steps)} steps, breaks {', '.join(broken) or 'no rule'}, "
                          f"{len(differ)} final fields differ from upstream")
-        return (f"{breaking[0]} breaks {rule_id} ({rule.reason}; symptom: {rule.symptom}). "
+        return (f"it breaks {rule_id} ({rule.reason}; symptom: {rule.symptom}). "
                 + " | ".join(lines))
     t = runs[breaking[0]]
     k = next((s.index for s in t.steps if s.id in rule.after), len(t.steps) - 1)
@@ -607,7 +613,7 @@ def which_rule(seed: int = 0) -> Question:
 
     def why() -> str:
         more = f" (it also breaks {', '.join(x.id for x in found[1:])})" if len(found) > 1 else ""
-        return f"{v.id}: {v.before} must come first because {v.reason}. Symptom: {v.symptom}{more}."
+        return f"{v.before} must come first because {v.reason}. Symptom: {v.symptom}{more}."
     item = Item("answer", v.id, lambda a: str(a).strip().upper(), why, k, "a rule id such as R7")
     return Question("which_rule", f"Move {step} {where} {anchor}. Which ordering rule breaks first? "
                     "(nm.explain('R7') shows any rule.)", [item], trace, k, [])
