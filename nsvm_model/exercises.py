@@ -199,9 +199,9 @@ class Question:
         if self.answer_form:
             return self.answer_form
         if self.single:
-            return "q.check(...)   # replace ... with your answer"
+            return ".check(...)   # replace ... with your answer"
         body = ", ".join(f'"{i.name}": ...' for i in self.items)
-        return "q.check({" + body + "})"
+        return ".check({" + body + "})"
 
     def __repr__(self) -> str:
         lines = [f"Predict: {self.prompt}"] + [f"  {d}" for d in self.details]
@@ -210,7 +210,7 @@ class Question:
                 lines.append(f"  - {i.name} ({i.hint})")
         if self.single and self.items[0].hint:
             lines.append(f"  Answer with {self.items[0].hint}.")
-        lines.append(f"Answer with: {self.template()}")
+        lines.append(f"Answer in the check cell: {self.template()}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -220,20 +220,21 @@ class Question:
             f"<li><code>{esc(i.name)}</code> <i>({esc(i.hint)})</i></li>" for i in self.items) + "</ul>"
         hint = f"<div><i>Answer with {esc(self.items[0].hint)}.</i></div>" if self.single and self.items[0].hint else ""
         return (f'<div style="border-left:4px solid #0072B2;padding:4px 8px"><b>Predict:</b> {esc(self.prompt)}'
-                f'{details}{items}{hint}<div>Then run <code>{esc(self.template())}</code> with your answer.</div></div>')
+                f'{details}{items}{hint}<div>Then put your answer in the check cell below, '
+                f'<code>{esc(self.template())}</code>, in place of each <code>...</code>.</div></div>')
 
     def check(self, answer=PLACEHOLDER) -> Feedback:
         """Grade an answer item by item; `...` (the notebook's placeholder) grades nothing."""
         answers = self._by_item(answer)
         if answers is None:
             return Feedback(None, f"Type your answer in place of ..., then run the cell again: {self.template()}. "
-                                  "q.reveal() shows the answer if you are stuck.")
+                                  "Stuck? .reveal() on the question shows the answer.")
         if isinstance(answers, Feedback):
             return answers
         results = [item.grade(answers.get(item.name, PLACEHOLDER)) for item in self.items]
         if all(r.ok is None for r in results):
             return Feedback(None, f"Type your answer in place of each ..., then run the cell again: "
-                                  f"{self.template()}. q.reveal() shows the answer if you are stuck.")
+                                  f"{self.template()}. Stuck? .reveal() on the question shows the answer.")
         good, total = sum(bool(r.ok) for r in results), len(results)
         first_wrong = next((it for it, r in zip(self.items, results) if r.ok is False), None)
         step = first_wrong.step_index if first_wrong and first_wrong.step_index is not None else self.step_index
@@ -268,7 +269,8 @@ class Question:
         if index is None:
             return ""
         s = self.trace.steps[index]
-        return f" Decided at step {index + 1}: {s.function}() ({s.id}); widgets.explore(q) opens it there."
+        return (f" Decided at step {index + 1}: {s.function}() ({s.id}); explore() on the question "
+                f"opens the explorer there.")
 
 
 ASKED: "collections.deque[Question]" = collections.deque(maxlen=500)
@@ -467,7 +469,7 @@ def kernel_order(scenario: Scenario, steps: Sequence[str], seed: int = 0) -> Que
     item = Item("answer", answer, read, why, index[right[0]], f"the {len(steps)} letters in kernel order")
     return Question("kernel_order", f"In {_scenario_text(scenario, 'upstream')}, put these steps in the order "
                     "KVM runs them.", [item], trace, index[right[0]], [], details=details,
-                    answer_form='q.check("...")   # the letters in order, e.g. "' + "".join(sorted(answer)) + '"')
+                    answer_form='.check("...")   # the letters in order, e.g. "' + "".join(sorted(answer)) + '"')
 
 
 def _describe(s) -> str:

@@ -55,7 +55,7 @@ def test_the_placeholder_grades_nothing_and_reveals_nothing(name):
     assert fb.correct is None and "Type your answer" in fb.message
     for text in (repr(fb), fb._repr_html_(), repr(q), q._repr_html_()):
         assert "Right" not in text and "Not quite" not in text and "Decided at" not in text
-    assert "q.check(" in repr(q)
+    assert ".check(" in repr(q)
 
 
 @pytest.mark.parametrize("name", QUESTIONS)
