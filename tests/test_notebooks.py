@@ -43,7 +43,7 @@ def test_runs_without_error_grades_nothing_and_every_question_checks_out(path):
     nb = nbformat.read(path, as_version=4)
     exercises = sum(any(t.startswith("exercise:") for t in c.metadata.get("tags", [])) for c in nb.cells)
     nb.cells.append(nbformat.v4.new_code_cell(SELF_CHECK))
-    NotebookClient(nb, timeout=180, kernel_name="python3",
+    NotebookClient(nb, timeout=180, kernel_name="python3", iopub_timeout=30,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     for cell in nb.cells[:-1]:
         for out in cell.get("outputs", []):
