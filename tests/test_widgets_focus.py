@@ -154,3 +154,32 @@ def test_saving_l1_state_marks_every_saved_field(plain, svm):
     saved = {p for p in cells(html, "nv-w") if p.startswith("vmcb01.save.")}
     assert len(saved) >= 5
     assert cells(html, "nv-c") == set(svm.steps[i].changed)              # only RIP really changes here
+
+
+def test_side_by_side_takes_one_focus_for_both_sides_and_opens_where_asked():
+    from widgets import SideBySide
+    sb = SideBySide(nm.Scenario.preset("svm", "teaching"), nm.Scenario.preset("vmx", "teaching"),
+                    focus=["svm.current_vmcb", "vmx.current_vmcs", "vcpu.arch.cr3"],
+                    start="svm.enter.switch_vmcb02")
+    assert sb.svm.trace.steps[sb.svm.step].id == "svm.enter.switch_vmcb02"
+    assert sb.vmx.trace.steps[sb.vmx.step].phase == "P7"            # the VMX side follows to its switch
+    for side, mine, other in ((sb.svm, "svm.current_vmcb", "vmx.current_vmcs"),
+                              (sb.vmx, "vmx.current_vmcs", "svm.current_vmcb")):
+        shown = set(re.findall(r'data-path="([^"]+)"', side.view.frame_html()))
+        assert mine in shown and other not in shown and "vcpu.arch.cr3" in shown
+        assert shown <= {mine, "vcpu.arch.cr3"}
+    with pytest.raises(ValueError, match="focus: 'nope'"):
+        SideBySide(nm.Scenario.svm(), nm.Scenario.vmx(), focus=["nope"])
+
+
+def test_a_focus_without_vmcb_rows_leaves_no_empty_panel():
+    ex = VmrunExplorer(nm.Scenario.preset("svm", "teaching"), focus=["vcpu.arch.cr3", "vcpu.gif"], whatif=False)
+    html = ex.stepper.view.frame_html()
+    assert html.count('class="nv-scroll"') == 1 and "vcpu.arch.cr3" in html
+
+
+def test_the_flow_diagram_draws_only_the_functions_the_run_entered():
+    t = nm.run(nm.Scenario.preset("svm", "teaching"))
+    html = render.diagram_marker(t, t.flow or nm.machine_for("svm").flows["upstream"], 20, window=None)
+    assert "svm_leave_smm" not in html and "rsm_failed" not in html
+    assert "enter_svm_guest_mode" in html

@@ -10,6 +10,7 @@ linked in the kernel, so ``ex.step = 5`` moves every panel from Python.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from typing import Callable, Optional, Sequence, Union
 
 import ipywidgets as W
@@ -397,22 +398,38 @@ def FlowDiagram(trace: Trace) -> FrameView:
 
 
 class SideBySide(W.VBox):
-    """An nSVM and an nVMX stepper kept at the same phase (nm.align)."""
+    """An nSVM and an nVMX stepper kept at the same phase (nm.align).
 
-    def __init__(self, svm_source, vmx_source):
+    `focus` is one list of patterns for both sides: each side keeps the ones that match its
+    state (e.g. "svm.current_vmcb" and "vmx.current_vmcs"), and every pattern must match on
+    some side.  `start` opens the SVM side at a step (id or index); the VMX side follows.
+    The two sides sit next to each other when there is room, one above the other when not.
+    """
+
+    def __init__(self, svm_source, vmx_source, focus=None, start=None):
         svm, vmx = as_trace(svm_source), as_trace(vmx_source)
         self.alignment = nm.align(svm, vmx)
-        draw = lambda t, i: render.step_card(t, i) + render.vmcb_panel(t, i) + render.vcpu_table(t, i)
-        self.svm, self.vmx = Stepper(svm, draw), Stepper(vmx, draw)
+        sides = {"svm": svm, "vmx": vmx}
+        per_side = split_focus(sides, focus)
+
+        def drawer(isa):
+            f = per_side[isa]
+            return lambda t, i: (render.step_card(t, i) + render.vmcb_panel(t, i, False, f)
+                                 + render.vcpu_table(t, i, False, f))
+        self.svm, self.vmx = Stepper(svm, drawer("svm")), Stepper(vmx, drawer("vmx"))
         self.phase = W.HTML()
         self._syncing = False
         self.svm.observe(lambda c: self._follow("svm", c["new"]), "step")
         self.vmx.observe(lambda c: self._follow("vmx", c["new"]), "step")
-        half = W.Layout(width="50%", min_width="0")
-        self.svm.layout, self.vmx.layout = half, W.Layout(width="50%", min_width="0")
-        super().__init__([W.HTML(CSS + render.LEGEND), self.phase, W.HBox([self.svm, self.vmx])])
+        for side in (self.svm, self.vmx):
+            side.layout = W.Layout(flex="1 1 560px", min_width="0", max_width="100%")
+        row = W.HBox([self.svm, self.vmx], layout=W.Layout(flex_flow="row wrap"))
+        super().__init__([W.HTML(CSS + render.LEGEND), self.phase, row])
         self.add_class("nv-root")
-        self._follow("svm", 0)
+        first = start_index(svm, start)
+        self._follow("svm", first)
+        self.svm.step = first
+
 
     def _follow(self, isa: str, index: int) -> None:
         if self._syncing:
@@ -432,6 +449,20 @@ class SideBySide(W.VBox):
                                 f'<br>nVMX: {render.esc(row.vmx_failure_mode)}{mark(row.vmx_failed_here)}</div>')
         finally:
             self._syncing = False
+
+
+def split_focus(traces: dict, focus) -> dict:
+    """Each side's share of one focus list (None: no focus); a pattern no side has is an error."""
+    if focus is None:
+        return {isa: None for isa in traces}
+    if not isinstance(focus, (list, tuple)) or not all(isinstance(p, str) for p in focus):
+        raise TypeError(f"focus: expected a list of state paths or fnmatch patterns, got {focus!r:.60}")
+    shares = {isa: [p for p in focus if fnmatch.filter(list(t.initial), p)] for isa, t in traces.items()}
+    unmatched = [p for p in focus if not any(p in share for share in shares.values())]
+    if unmatched:
+        raise ValueError(f"focus: {unmatched[0]!r:.60} matches no state path of either trace "
+                         f"(e.g. 'svm.current_vmcb', 'vmx.current_vmcs', 'vcpu.arch.cr3')")
+    return {isa: tuple(share) or None for isa, share in shares.items()}
 
 
 def explore(question, **kw) -> VmrunExplorer:

@@ -448,15 +448,21 @@ INSTALL_DOT = ("The flow diagram needs Graphviz's <code>dot</code> program: "
 _LAYOUTS: Dict[str, tuple] = {}
 
 
-def flow_layout(flow):
-    """Lay the flow out once: (svg, node boxes, group transform, width, height, groups), cached per flow."""
-    key = diagram_id(flow)
+def flow_layout(flow, keep: Optional[frozenset] = None):
+    """Lay the flow out once: (svg, node boxes, group transform, width, height, groups), cached per
+    flow and per set of sequences drawn (`keep`: the kernel functions a run entered; None: all)."""
+    key = (diagram_id(flow), keep)
     if key not in _LAYOUTS:
-        _LAYOUTS[key] = _layout(flow)
+        _LAYOUTS[key] = _layout(flow, keep)
     return _LAYOUTS[key]
 
 
-def _layout(flow):
+def entered_sequences(trace) -> frozenset:
+    """The sequences (kernel functions) a run entered: the diagram draws only these."""
+    return frozenset(seq for s in trace.steps for seq, _ in s.pos)
+
+
+def _layout(flow, keep: Optional[frozenset] = None):
     import graphviz
 
     g = graphviz.Digraph(graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "11",
@@ -465,7 +471,8 @@ def _layout(flow):
                                     "fontname": "Helvetica", "fontsize": "9", "height": "0.22", "margin": "0.05,0.02"},
                          edge_attr={"arrowsize": "0.5"})
     first: Dict[str, str] = {}
-    for seq, entries in flow.sequences.items():
+    sequences = {k: v for k, v in flow.sequences.items() if keep is None or k in keep}
+    for seq, entries in sequences.items():
         with g.subgraph(name=f"cluster_{seq}") as c:
             c.attr(label=f"{seq}()" if not seq.startswith(("early", "late", "unified", "fail", "rsm"))
                    else seq, color=OKABE_ITO["grey"], fontname="Helvetica")
@@ -478,7 +485,7 @@ def _layout(flow):
                 if prev:
                     c.edge(prev, node)
                 prev = node
-    for seq, entries in flow.sequences.items():
+    for seq, entries in sequences.items():
         for idx, entry in enumerate(entries):
             if entry.startswith("call:") and entry[5:] in first:
                 g.edge(_node(seq, idx), first[entry[5:]], style="dotted", color=OKABE_ITO["blue"])
@@ -487,7 +494,7 @@ def _layout(flow):
         target = target.removeprefix("unwind:")
         if target.startswith("end:") or target not in first or label == "done":
             continue
-        for seq, entries in flow.sequences.items():
+        for seq, entries in sequences.items():
             for idx, entry in enumerate(entries):
                 if entry == sid:
                     g.edge(_node(seq, idx), first[target], xlabel=label, style="dashed", color=BROKEN,
@@ -521,7 +528,7 @@ def diagram_id(flow) -> str:
 def diagram_marker(trace, flow, i: int, window: Optional[Tuple[float, float]] = (760.0, 430.0)) -> str:
     """The flow diagram with step i outlined; with a window, only the part around the step is drawn."""
     try:
-        svg, boxes, transform, w, h, groups = flow_layout(flow)
+        svg, boxes, transform, w, h, groups = flow_layout(flow, entered_sequences(trace))
     except DotMissing as exc:
         return f'<div class="nv-banner">{exc}</div>'
     box = boxes.get(_node(*trace.steps[i].pos[-1])) if i >= 0 else None
@@ -550,11 +557,13 @@ def defs(trace, flow) -> str:
 
 
 def frame(trace, flow, i: int, show_all: bool = False, focus: Optional[Sequence[str]] = None) -> str:
-    """Everything one step shows."""
+    """Everything one step shows.  A focus with no VMCB row leaves the vCPU table the whole row."""
+    panel = vmcb_panel(trace, i, show_all, focus)
+    state = (f'<div class="nv-scroll">{panel}</div>' if "<tr><th>" in panel else "") + \
+        f'<div class="nv-scroll">{vcpu_table(trace, i, show_all, focus)}</div>'
     return (f'<div class="nv-frame">{step_card(trace, i)}'
             f'<div class="nv-wide">{focus_note(trace, show_all, focus)}{LEGEND}</div>'
-            f'<div class="nv-scroll">{vmcb_panel(trace, i, show_all, focus)}</div>'
-            f'<div class="nv-scroll">{vcpu_table(trace, i, show_all, focus)}</div>'
+            f'<div class="nv-state">{state}</div>'
             f'<div class="nv-timeline nv-wide">'
             f'<b>CR3, MMU, guest mode{", GIF" if trace.isa == "svm" else ""} and the current '
             f'{"VMCB" if trace.isa == "svm" else "VMCS"} over the steps</b><br>{timeline_marker(trace, i)}</div>'

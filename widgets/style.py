@@ -30,6 +30,8 @@ CSS = f"""
 .nv-frame {{ display: grid; grid-template-columns: minmax(0, 1fr) minmax(280px, 420px); gap: 10px;
              align-items: start; }}
 .nv-wide {{ grid-column: 1 / span 2; }}
+.nv-state {{ grid-column: 1 / span 2; display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }}
+.nv-state > .nv-scroll {{ flex: 1 1 auto; max-width: 100%; }}
 .nv-scroll {{ overflow-x: auto; }}
 .nv-card {{ border-left: 5px solid {CURRENT}; padding: 6px 10px; background: var(--jp-layout-color2, #f4f4f4);
            grid-column: 1 / span 2; }}
