@@ -318,9 +318,13 @@ class WhatIf(W.VBox):
 
 
 def header_html(trace: Trace) -> str:
+    # l2_runs says the entry succeeded; a run that also follows L2's exit ends back in L1
+    left = (trace.outcome == "l2_runs" and not trace.final.get("vcpu.guest_mode", True)
+            and any(s.state.get("vcpu.guest_mode") for s in trace.steps))
+    back = " (L2 ran, then its exit took the vCPU back to L1)" if left else ""
     return (f'{CSS}<div class="nv-banner"><b>{render.esc(trace.isa.upper())} · {render.esc(str(trace.variant))} · '
             f'scenario {render.esc(trace.scenario.name)}</b>: {render.esc(trace.scenario.description)}'
-            f' → <b>{render.esc(str(trace.outcome))}</b> in {len(trace.steps)} steps</div>')
+            f' → <b>{render.esc(str(trace.outcome))}</b>{back} in {len(trace.steps)} steps</div>')
 
 
 class VmrunExplorer(W.VBox):

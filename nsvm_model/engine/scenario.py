@@ -9,6 +9,7 @@ before anything is built, so the scenario in hand is never half-changed.
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -146,11 +147,19 @@ class Scenario:
         return hash((self.isa, frozenset(self._values.items()), self.memory))
 
 
+FACT_SHEET_REF = re.compile(r"\s*\(scenarios? [\d, ]+\)")
+
+
 def preset_maker(default_scenario):
-    """A helper for an ISA's preset table: (name, doc, changes[, l2_mode, memory]) -> (name, make)."""
+    """A helper for an ISA's preset table: (name, doc, changes[, l2_mode, memory]) -> (name, make).
+
+    The doc may end in the fact sheet's scenario number ("(scenario 3)"): the preset list keeps
+    it, the scenario's description (shown in the explorer's banner) does not.
+    """
     def preset(name, doc, changes, l2_mode="long", memory=None):
         def make():
-            sc = default_scenario(l2_mode).with_fields(changes, name=name, description=doc)
+            sc = default_scenario(l2_mode).with_fields(changes, name=name,
+                                                       description=FACT_SHEET_REF.sub("", doc))
             return sc.with_memory(memory) if memory else sc
         make.__doc__ = doc
         return name, make
