@@ -134,7 +134,9 @@ class Stepper(W.VBox):
         b = lambda text, tip: W.Button(description=text, tooltip=tip, layout=W.Layout(width="auto", min_width="92px"))
         self.first, self.prev = b("|◀ First", "first step"), b("◀ Previous", "previous step")
         self.next, self.last = b("Next ▶", "next step"), b("Last ▶|", "last step")
-        self.slider = W.IntSlider(min=0, description="step", continuous_update=True,
+        # no readout: the slider's value is the 0-based frame index (it is jslinked to the
+        # Stack); the card and the jump list give the step number, counted from 1
+        self.slider = W.IntSlider(min=0, description="step", continuous_update=True, readout=False,
                                   layout=W.Layout(width="420px", min_width="300px"))
         self.play = W.Play(min=0, interval=700, description="Play", tooltip="play the steps")
         self.speed = W.IntSlider(value=700, min=100, max=2000, step=100, description="ms/step",
