@@ -4,7 +4,7 @@ import pytest
 
 import nsvm_model as nm
 from nsvm_model import x86
-from nsvm_model.vmx import defs as d
+from nsvm_model.vmx import caps, defs as d
 from nsvm_model.vmx.scenarios import EPT_ROOT, L1_CR3, L1_HOST_RIP, L1_VMLAUNCH_RIP, PAE_PDPT
 
 AFTER = L1_VMLAUNCH_RIP + 3
@@ -169,3 +169,47 @@ def test_vmx_wrong_order_breaks_invariants():
     flow = up.moved("call:nested_vmx_load_cr3", before="vmx.prep.set_cr0_cr4")
     t = nm.run(nm.Scenario.preset("vmx", "pae_bad_pdpte").with_memory({PAE_PDPT + 8: 0x302001}), flow)
     assert {"I4", "I5"} <= {v.invariant for v in t.invariant_violations()}
+
+
+# --- TPR shadow and APIC virtualization controls (nested_vmx_check_tpr_shadow_controls(),
+#     nested_vmx_check_apicv_controls() at the pinned commit): VMfail 7 -------------------------
+
+def _with(changes):
+    return nm.run(nm.Scenario.vmx().with_fields(changes))
+
+
+TPR = {"vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW | d.CPU_BASED_TPR_SHADOW,
+       "vmcs12.virtual_apic_page_addr": 0x30000}
+VID = {"vmcs12.cpu_based_vm_exec_control": TPR["vmcs12.cpu_based_vm_exec_control"]
+       | d.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS, "vmcs12.virtual_apic_page_addr": 0x30000,
+       "vmcs12.secondary_vm_exec_control": d.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY}
+
+
+@pytest.mark.parametrize("changes,outcome,check", [
+    ({**TPR, "vmcs12.tpr_threshold": 0xF}, "l2_runs", None),
+    ({**TPR, "vmcs12.tpr_threshold": 0x10}, "vmfail_valid:7", "X7b"),
+    ({**TPR, "vmcs12.tpr_threshold": 1 << 31}, "vmfail_valid:7", "X7b"),
+    ({**VID, "vmcs12.tpr_threshold": 0x10}, "l2_runs", None),            # with VID bits 31:4 may be set
+    ({**VID, "vmcs12.pin_based_vm_exec_control": caps.PINBASED_LOW | d.PIN_BASED_NMI_EXITING},
+     "vmfail_valid:7", "X9b"),
+    ({**VID, "vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW | d.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS},
+     "vmfail_valid:7", "X9d"),
+])
+def test_tpr_shadow_and_apicv_controls(changes, outcome, check):
+    t = _with(changes)
+    assert t.outcome == outcome
+    notes = [n for s in t.steps for n in s.notes if " fails " in n]
+    assert (notes[0].startswith(f"{check} fails") if check else not notes), notes
+
+
+def test_posted_interrupts_need_vid_ack_a_clean_vector_and_an_aligned_descriptor():
+    pin = nm.Scenario.vmx().get("vmcs12.pin_based_vm_exec_control") | d.PIN_BASED_POSTED_INTR
+    good = {**VID, "vmcs12.pin_based_vm_exec_control": pin, "vmcs12.posted_intr_nv": 0xF2,
+            "vmcs12.posted_intr_desc_addr": 0x31000,
+            "vmcs12.vm_exit_controls": nm.Scenario.vmx().get("vmcs12.vm_exit_controls") | d.VM_EXIT_ACK_INTR_ON_EXIT}
+    assert _with(good).outcome == "l2_runs"
+    for bad in ({"vmcs12.posted_intr_nv": 0x1F2}, {"vmcs12.posted_intr_desc_addr": 0x31020},
+                {"vmcs12.posted_intr_desc_addr": 1 << 52},
+                {"vmcs12.vm_exit_controls": nm.Scenario.vmx().get("vmcs12.vm_exit_controls")}):
+        t = _with({**good, **bad})
+        assert t.outcome == "vmfail_valid:7" and any(n.startswith("X9c fails") for s in t.steps for n in s.notes)

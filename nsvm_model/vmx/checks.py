@@ -5,8 +5,9 @@ and nested_vmx_check_host_state() (VMfail 8), nested_vmx_check_guest_state()
 (VM exit 33 with qualification 0 or 4), from arch/x86/kvm/vmx/nested.c at
 the pinned commit.  A check is (id, text, valid(v, env)); ``v`` reads vmcs12
 fields by their struct vmcs12 names.  Checks KVM makes that this model does
-not (TPR threshold, posted-interrupt descriptor, VMFUNC, PERF_GLOBAL_CTRL,
-BNDCFGS, CET state, DEBUGCTL bits) are listed in NOT_MODELLED.
+not (the vTPR against TPR threshold check, which KVM leaves to the CPU unless it is
+configured to warn on missed checks; VMFUNC, PERF_GLOBAL_CTRL, BNDCFGS, CET state,
+DEBUGCTL bits) are listed in NOT_MODELLED.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Callable, Mapping, NamedTuple, Optional
 from .. import x86
 from . import caps, defs as d
 
-NOT_MODELLED = ("TPR threshold", "APICv/posted-interrupt descriptor", "VMFUNC/EPTP list",
+NOT_MODELLED = ("vTPR against the TPR threshold (left to the CPU)", "VMFUNC/EPTP list",
                 "TSC multiplier", "PERF_GLOBAL_CTRL", "BNDCFGS", "CET state", "DEBUGCTL bits")
 
 
@@ -138,6 +139,13 @@ def event_injection_valid(v, e) -> bool:
     return True
 
 
+def _uses_apicv(v) -> bool:
+    """nested_vmx_check_apicv_controls() applies when any APICv feature is on."""
+    return (has2(v, d.SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE) or has2(v, d.SECONDARY_EXEC_APIC_REGISTER_VIRT)
+            or has2(v, d.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY)
+            or bool(v("pin_based_vm_exec_control") & d.PIN_BASED_POSTED_INTR))
+
+
 def _sec_high(e):
     return caps.secondary_high(e.ept, e.vpid, e.unrestricted_guest)
 
@@ -159,12 +167,27 @@ CONTROL_CHECKS = (
           lambda v, e: not has(v, d.CPU_BASED_USE_MSR_BITMAPS) or page_valid(v("msr_bitmap"), e)),
     Check("X7", "virtual-APIC page address valid (with TPR shadow)",
           lambda v, e: not has(v, d.CPU_BASED_TPR_SHADOW) or page_valid(v("virtual_apic_page_addr"), e)),
+    Check("X7b", "TPR threshold bits 31:4 clear unless virtual-interrupt delivery (with TPR shadow)",
+          lambda v, e: not has(v, d.CPU_BASED_TPR_SHADOW)
+          or has2(v, d.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY) or not v("tpr_threshold") >> 4),
     Check("X8", "APIC-access address valid (with virtualized APIC accesses)",
           lambda v, e: not has2(v, d.SECONDARY_EXEC_VIRTUALIZE_APIC_ACCESSES)
           or page_valid(v("apic_access_addr"), e)),
     Check("X9", "x2APIC virtualization and APIC-access virtualization are exclusive",
           lambda v, e: not (has2(v, d.SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE)
                             and has2(v, d.SECONDARY_EXEC_VIRTUALIZE_APIC_ACCESSES))),
+    Check("X9b", "virtual-interrupt delivery needs external-interrupt exiting",
+          lambda v, e: not (has2(v, d.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY)
+                            and not v("pin_based_vm_exec_control") & d.PIN_BASED_EXT_INTR_MASK)),
+    Check("X9c", "posted interrupts need virtual-interrupt delivery, acknowledge-interrupt-on-exit, "
+                 "a notification vector with bits 15:8 clear and a legal 64-byte aligned descriptor",
+          lambda v, e: not v("pin_based_vm_exec_control") & d.PIN_BASED_POSTED_INTR or (
+              has2(v, d.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY)
+              and bool(v("vm_exit_controls") & d.VM_EXIT_ACK_INTR_ON_EXIT)
+              and not v("posted_intr_nv") & 0xFF00
+              and v("posted_intr_desc_addr") % 64 == 0 and x86.is_legal_gpa(v("posted_intr_desc_addr"), e.maxphyaddr))),
+    Check("X9d", "every APIC-virtualization feature needs the TPR shadow",
+          lambda v, e: not _uses_apicv(v) or has(v, d.CPU_BASED_TPR_SHADOW)),
     Check("X10", "virtual NMIs need NMI exiting; NMI-window exiting needs virtual NMIs",
           lambda v, e: not (not v("pin_based_vm_exec_control") & d.PIN_BASED_NMI_EXITING
                             and v("pin_based_vm_exec_control") & d.PIN_BASED_VIRTUAL_NMIS)

@@ -38,6 +38,7 @@ CONTROL_FIELDS = (
     ("secondary_vm_exec_control", 32), ("vm_exit_controls", 32), ("vm_entry_controls", 32),
     ("cr3_target_count", 32), ("io_bitmap_a", 64), ("io_bitmap_b", 64), ("msr_bitmap", 64),
     ("virtual_apic_page_addr", 64), ("apic_access_addr", 64), ("ept_pointer", 64),
+    ("tpr_threshold", 32), ("posted_intr_nv", 16), ("posted_intr_desc_addr", 64),
     ("pml_address", 64), ("vmread_bitmap", 64), ("vmwrite_bitmap", 64),
     ("virtual_processor_id", 16), ("tsc_offset", 64), ("exception_bitmap", 32),
     ("vm_entry_intr_info_field", 32), ("vm_entry_exception_error_code", 32),

@@ -137,7 +137,7 @@ def check_launch_state(ctx):
 def _check_list(ctx, checks, error):
     failed = first_failure(checks, vmcs12(ctx), env(ctx))
     if failed:
-        return _vmfail_with(ctx, error, f"{failed.id} fails, it requires that {failed.text}")
+        return _vmfail_with(ctx, error, f"{failed.id} fails (required: {failed.text})")
     ctx.note(f"{checks[0].id}..{checks[-1].id} pass")
     return None
 
@@ -288,7 +288,7 @@ def check_guest_state(ctx):
         return None
     ctx.set("vmx.local.exit_reason", d.VMX_EXIT_REASONS_FAILED_VMENTRY | d.EXIT_REASON_INVALID_STATE)
     ctx.set("vmcs12.exit_qualification", failed.qualification)
-    ctx.note(f"{failed.id} fails, it requires that {failed.text}: VM exit 33, qualification {failed.qualification}")
+    ctx.note(f"{failed.id} fails (required: {failed.text}): VM exit 33, qualification {failed.qualification}")
     return "invalid"
 
 
