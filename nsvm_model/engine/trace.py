@@ -98,17 +98,20 @@ def _target_sequence(target: str):
 
 
 def reachable_sequences(sequences: Mapping, on: Mapping) -> List[str]:
+    targets: Dict[str, List[str]] = {}        # "step" or "SEQ:done" -> the sequences its labels enter
+    for key, target in on.items():
+        seq = _target_sequence(target)
+        if seq:
+            targets.setdefault(key.rsplit(":", 1)[0], []).append(seq)
     seen, todo = [], ["main"]
     while todo:
         seq = todo.pop()
         if seq in seen or seq not in sequences:
             continue
         seen.append(seq)
-        entries = sequences[seq]
-        todo += [e[len(CALL):] for e in entries if e.startswith(CALL)]
-        exits = {f"{seq}:done"} | {e for e in entries if not e.startswith(CALL)}
-        todo += [t for key, target in on.items() if key.rsplit(":", 1)[0] in exits
-                 for t in [_target_sequence(target)] if t]
+        for e in sequences[seq]:
+            todo += [e[len(CALL):]] if e.startswith(CALL) else targets.get(e, [])
+        todo += targets.get(f"{seq}:done", [])
     return seen
 
 
