@@ -97,3 +97,18 @@ def test_whatif_variant_and_bad_input(page):
     assert root.locator(".nv-error").first.is_visible()
     assert root.locator(".nv-banner").first.inner_text() == before      # the last good trace stays
     p.screenshot(path=str(ARTIFACTS / "explorer-whatif.png"))
+
+
+def test_presenter_mode_makes_every_explorer_text_at_least_20px(page):
+    base, p = page
+    run_notebook(p, base, "00_start_here.ipynb")
+    root = p.locator(".nv-root").first
+    root.get_by_role("button", name="Presenter mode").click()
+    p.wait_for_function("() => document.querySelector('.nv-root.nv-presenter') !== null")
+    texts = "td, th, h3, .nv-meta, .nv-note, .nv-legend, summary, .widget-label, button, select"
+    sizes = root.evaluate("""r => [...r.querySelectorAll('""" + texts + """')]
+        .filter(e => e.offsetParent && e.textContent.trim())
+        .map(e => [e.tagName + '.' + e.className, parseFloat(getComputedStyle(e).fontSize)])""")
+    small = [s for s in sizes if s[1] < 20]
+    assert sizes and not small, small[:5]
+    p.screenshot(path=str(ARTIFACTS / "explorer-presenter.png"))

@@ -26,6 +26,14 @@ CSS = f"""
 .nv-root {{ font-family: var(--jp-ui-font-family, sans-serif); color: var(--jp-ui-font-color1, #111);
            font-size: 13px; }}
 .nv-root.nv-presenter {{ font-size: 20px; }}
+/* every text of the explorer at least 20 px on a projector: the widgets' own font rules and the
+   tables' smaller em sizes would win otherwise */
+.nv-root.nv-presenter .widget-html-content, .nv-root.nv-presenter .nv-tbl,
+.nv-root.nv-presenter .nv-legend, .nv-root.nv-presenter .nv-card .nv-meta,
+.nv-root.nv-presenter .nv-focus, .nv-root.nv-presenter .widget-label,
+.nv-root.nv-presenter .widget-readout, .nv-root.nv-presenter .jupyter-button,
+.nv-root.nv-presenter .widget-dropdown select, .nv-root.nv-presenter input,
+.nv-root.nv-presenter summary {{ font-size: 20px !important; }}
 .nv-root.nv-presenter .nv-diagram svg, .nv-root.nv-presenter .nv-timeline svg {{ zoom: 1.4; }}
 .nv-frame {{ display: grid; grid-template-columns: minmax(0, 1fr) minmax(280px, 420px); gap: 10px;
              align-items: start; }}
