@@ -109,7 +109,7 @@ class Item:
             given = self.read(answer)
         except Exception:                # any odd answer is a wrong answer, never an exception
             return ItemResult(self.name, answer, self.right, False,
-                              f"{_quote(answer)} is not an answer here ({self.hint}); {self.explained()}")
+                              f"{quote(answer)} is not an answer here ({self.hint}); {self.explained()}")
         ok = _same(given, self.right)
         said = "" if ok else f"you said {_said(given)}; "
         return ItemResult(self.name, given, self.right, ok, said + self.explained())
@@ -138,11 +138,7 @@ def _said(given) -> str:
     try:
         return _clip(show_value(given))
     except Exception:                    # show_value() of a huge negative int hits the digit limit
-        return _quote(given)
-
-
-def _quote(answer) -> str:
-    return quote(answer)
+        return quote(given)
 
 
 # --- readers: an answer in the form the right value has --------------------------------------
@@ -261,7 +257,7 @@ class Question:
                                    f"as in {self.template()}.")
         unknown = [k for k in answer if not isinstance(k, str) or k not in {i.name for i in self.items}]
         if unknown:
-            return Feedback(False, f"{_quote(unknown[0])} is not one of this question's items "
+            return Feedback(False, f"{quote(unknown[0])} is not one of this question's items "
                                    f"({', '.join(i.name for i in self.items)}).")
         return answer
 
@@ -351,10 +347,8 @@ def last_writer(trace: Trace, path: str, upto: int) -> Optional[int]:
 
 def deciding_step(trace: Trace) -> int:
     """The step that sent the run where it ended: the failing check, else the last step."""
-    for s in trace.steps:
-        if s.label and s.label not in ("running", "host", "warn") and trace.outcome != "l2_runs":
-            return s.index
-    return len(trace.steps) - 1
+    failing = trace.failing_step
+    return len(trace.steps) - 1 if failing is None else failing
 
 
 ONE_BIT = {"vcpu.gif", "svm.guest_gif"}

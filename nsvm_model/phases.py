@@ -100,10 +100,8 @@ class Alignment:
 
 def failing_phase(trace) -> Optional[str]:
     """The phase of the step whose outcome label sent the run down a failure path."""
-    if trace.outcome in ("l2_runs", "incomplete"):
-        return None
-    failing = [s for s in trace.steps if s.label and s.label not in ("running", "host", "warn")]
-    return failing[0].phase if failing else None
+    i = trace.failing_step
+    return None if i is None else trace.steps[i].phase
 
 
 def align(svm_trace, vmx_trace) -> Alignment:

@@ -30,16 +30,6 @@ def wrap(text: str, width: int = WIDTH, first: str = "", rest: str = "") -> list
                          break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
 
 
-def deciding_index(trace):
-    """The step whose outcome label sent a failed run where it ended (None for l2_runs)."""
-    if trace.outcome in ("l2_runs", "incomplete"):
-        return None
-    for s in trace.steps:
-        if s.label and s.label not in ("running", "host", "warn"):
-            return s.index
-    return None
-
-
 def format_step(s, max_changes: int = 4, width: int = WIDTH, decided: bool = False) -> str:
     """One step: number (1-based), phase, kernel function first, then its id, changes and notes."""
     mark = FAILED_MARK if decided else "  "
@@ -62,7 +52,7 @@ def format_trace(trace, max_changes: int = 4, width: int = WIDTH) -> str:
     `width` columns; ">>" marks the step that decided a failed run."""
     title = (f"{trace.isa} {trace.variant}: scenario {trace.scenario.name} -> {trace.outcome}"
              + (f" ({trace.failure})" if trace.failure else ""))
-    decided = deciding_index(trace)
+    decided = trace.failing_step
     legend = wrap(f"{len(trace.steps)} steps, numbered from 1; P1..P15 are the phases of "
                   "nm.PHASES; = a value the step changed; # what it found"
                   + ("; >> the step that decided the outcome" if decided is not None else ""), width)

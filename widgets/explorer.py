@@ -461,8 +461,7 @@ def split_focus(traces: dict, focus) -> dict:
     """Each side's share of one focus list (None: no focus); a pattern no side has is an error."""
     if focus is None:
         return {isa: None for isa in traces}
-    if not isinstance(focus, (list, tuple)) or not all(isinstance(p, str) for p in focus):
-        raise TypeError(f"focus: expected a list of state paths or fnmatch patterns, got {focus!r:.60}")
+    focus = render.focus_patterns(focus)
     shares = {isa: [p for p in focus if fnmatch.filter(list(t.initial), p)] for isa, t in traces.items()}
     unmatched = [p for p in focus if not any(p in share for share in shares.values())]
     if unmatched:

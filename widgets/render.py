@@ -81,14 +81,20 @@ def _vmx_group(field: str) -> str:
 FOCUS_EXAMPLE = 'focus=["svm.current_vmcb", "vcpu.gif", "vmcb0*.save.cr3"]'
 
 
+def focus_patterns(focus) -> tuple:
+    """A focus must be a list of strings (paths or fnmatch patterns); else a TypeError naming `focus`."""
+    if not isinstance(focus, (list, tuple)) or not all(isinstance(p, str) for p in focus):
+        raise TypeError(f"focus: expected a list of state paths or fnmatch patterns, e.g. {FOCUS_EXAMPLE}; "
+                        f"got {type(focus).__name__} {focus!r:.60}")
+    return tuple(focus)
+
+
 def check_focus(trace, focus) -> Optional[Tuple[str, ...]]:
     """The focus patterns as a tuple (None for no focus), or a TypeError/ValueError naming `focus`.
     Every pattern must match a state path of the trace: a typo would otherwise hide rows silently."""
     if focus is None:
         return None
-    if not isinstance(focus, (list, tuple)) or not all(isinstance(p, str) for p in focus):
-        raise TypeError(f"focus: expected a list of state paths or fnmatch patterns, e.g. {FOCUS_EXAMPLE}; "
-                        f"got {type(focus).__name__} {focus!r:.60}")
+    focus_patterns(focus)
     paths = list(trace.initial)
     for pattern in focus:
         if not fnmatch.filter(paths, pattern):

@@ -21,6 +21,7 @@ from .step import Ctx, Step
 MAX_STEPS = 400   # far above any real flow; stops a user's cyclic edit
 MAX_CALL_DEPTH = 32   # the deepest real flow nests 4 calls; Flow refuses call cycles anyway
 END, UNWIND, CALL = "end:", "unwind:", "call:"
+SUCCESS_LABELS = ("running", "host", "warn")   # outcome labels that do not mean a failure
 
 
 MACHINES: Dict[str, object] = {}    # isa -> its Machine, once the ISA has registered it
@@ -253,6 +254,14 @@ class Trace:
     def state_at(self, i: int) -> Mapping:
         """The state after step i (i = -1: before the first step)."""
         return self.initial if i < 0 else self.steps[i].state
+
+    @property
+    def failing_step(self) -> Optional[int]:
+        """The index of the step whose outcome label sent a failed run down its failure path
+        (None when L2 runs or an edited flow never finished)."""
+        if self.outcome in ("l2_runs", "incomplete"):
+            return None
+        return next((s.index for s in self.steps if s.label and s.label not in SUCCESS_LABELS), None)
 
     def index_of(self, step_id: str) -> int:
         for s in self.steps:
