@@ -57,13 +57,15 @@ $(VENDOR)/.done:
 	cd $(VENDOR) && for t in *.tgz; do d=$${t%.tgz}; mkdir -p $$d && tar xzf $$t -C $$d; done
 	touch $@
 
-# The renderer looks for its icon fonts (Play, Stop) in @jupyter-widgets/ beside the page;
-# browsers take the first format they know, woff2, so only those ship.
+# The renderer looks for its icon fonts in @jupyter-widgets/ beside the page; browsers take
+# the first format they know, woff2, so only those ship.  The stage's front end is anywidget's
+# AMD bundle, copied from the installed package (the templates point require.js at it).
 WIDGETS_DIST := $(VENDOR)/jupyter-widgets-html-manager-1.0.15/package/dist
 define site_assets
 	mkdir -p $(1)/@jupyter-widgets $(1)/vendor
 	cp $(WIDGETS_DIST)/*.woff2 $(1)/@jupyter-widgets/
 	cp $(WIDGETS_DIST)/embed-amd.js $(VENDOR)/requirejs-2.3.8/package/require.js $(1)/vendor/
+	cp "$$($(BIN)/python -c 'import anywidget, pathlib; print(pathlib.Path(anywidget.__file__).parent / "nbextension" / "index.js")')" $(1)/vendor/anywidget.js
 endef
 EXPORT_FLAGS := --HTMLExporter.widget_renderer_url=vendor/embed-amd.js \
 	--HTMLExporter.require_js_url=vendor/require.js
@@ -77,7 +79,8 @@ html: setup $(VENDOR)/.done
 	  --template-file exporting/offline.html.j2 $(EXPORT_FLAGS) notebooks/*.ipynb
 	@echo "open build/html/00_start_here.html"
 
-# Slides for a tutorial (02, 04, 06, 07): reveal.js, its white theme (local fonts) and jQuery
+# Slides for a tutorial (02, 04, 06, 07), 1280x720 like the projector, no prompts: reveal.js,
+# its white theme (local fonts) and jQuery
 # served from the deck's folder.
 REVEAL_DIST := $(VENDOR)/reveal.js-4.0.2/package/dist
 slides: setup $(VENDOR)/.done
@@ -91,7 +94,8 @@ slides: setup $(VENDOR)/.done
 	$(BIN)/python -m jupyter nbconvert --to slides --execute --output-dir build/slides \
 	  --template-file exporting/offline.slides.html.j2 $(EXPORT_FLAGS) \
 	  --SlidesExporter.reveal_url_prefix=vendor/reveal.js --SlidesExporter.reveal_theme=white \
-	  --SlidesExporter.jquery_url=vendor/jquery.min.js \
+	  --SlidesExporter.jquery_url=vendor/jquery.min.js --SlidesExporter.reveal_width=1280 \
+	  --SlidesExporter.reveal_height=720 --no-prompt \
 	  $(foreach n,$(SLIDE_NOTEBOOKS),notebooks/$(n).ipynb)
 
 clean:
