@@ -15,11 +15,15 @@ SLIDE_NOTEBOOKS := 02_successful_vmrun 04_cr3_loading_order 06_nvmx_beside_nsvm 
 setup: system-packages $(VENV)/.installed
 
 # Python packages, pinned in requirements.txt; reinstalled when it changes.
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt exporting/lab-overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	# the project folder on the venv's path, so notebook kernels import nsvm_model and widgets
 	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nsvm-suite.pth"
+	# JupyterLab saves the widgets' state with the notebook, so a saved notebook reopens with its
+	# explorers drawn (they step with no kernel) instead of "model not found"
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp exporting/lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 # Debian packages from apt.txt (graphviz), installed when missing and we are root.

@@ -235,7 +235,7 @@ class SideBySide(W.VBox):
         self.traces = {"svm": svm, "vmx": vmx}
         per_side = split_focus(self.traces, focus)
         self.stages = {isa: Stage(data=stage_data(t, flow_of(t), per_side[isa]),
-                                  layout=W.Layout(flex="1 1 600px", min_width="0", max_width="100%"))
+                                  layout=W.Layout(flex="1 1 520px", min_width="0", max_width="100%"))
                        for isa, t in self.traces.items()}
         self.svm, self.vmx = self.stages["svm"], self.stages["vmx"]
         self.phase = W.HTML()
