@@ -25,42 +25,54 @@ def test_every_notebook_is_exported(site):
     assert (site / "vendor").is_dir()
 
 
-def test_stepping_works_with_no_kernel_and_no_network(site):
-    blocked, missing = [], []
+def _offline(page, folder: Path, hang: bool = False) -> list:
+    """Requests leaving `folder` are recorded, then refused, or left hanging (weak wifi)."""
+    outside = []
+
+    def route(r):
+        url = r.request.url
+        if url.startswith((folder.as_uri(), "blob:", "data:")):
+            return r.continue_()
+        outside.append(url)
+        if not hang:
+            r.abort()                    # a hanging request is simply never answered
+    page.route("**/*", route)
+    return outside
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["refused", "hanging"])
+def test_stepping_works_with_no_kernel_and_no_network(site, hang):
+    missing = []
     with browser() as b:
-        page = b.new_page(viewport={"width": 1300, "height": 1600})
-        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
-                   else (blocked.append(r.request.url), r.abort()))
+        page = b.new_page(viewport={"width": 1280, "height": 720})
+        outside = _offline(page, site, hang)
         page.on("requestfailed", lambda r: missing.append(r.url) if r.url.startswith("file:") else None)
-        page.goto((site / "00_start_here.html").as_uri())
-        page.wait_for_selector(".nv-card", timeout=30_000)
-
-        def visible_step():
-            return [c.get_attribute("data-step") for c in page.locator(".nv-card").all() if c.is_visible()][0]
-
-        start = int(visible_step())
-        handle = page.locator(".nv-root .widget-slider .noUi-handle").first      # the step slider
-        handle.focus()
+        page.goto((site / "00_start_here.html").as_uri(), wait_until="commit")
+        stage = page.locator(".nvs").first
+        stage.locator(".nvs-title").wait_for(timeout=30_000)
+        start = int(stage.locator(".nvs-title").get_attribute("data-step"))
+        stage.locator(".nvs-card").click()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function(f"() => [...document.querySelectorAll('.nv-card')].some(e => e.offsetParent && e.dataset.step == '{start + 1}')")
+        stage.locator(f".nvs-title[data-step='{start + 1}']").wait_for(timeout=5_000)
         page.keyboard.press("End")
-        page.wait_for_timeout(300)
-        assert int(visible_step()) > start + 1
-        assert "what-if panel need a running kernel" in page.inner_text("body")
-        icons = page.evaluate("""() => [...document.querySelectorAll('.widget-play button i, .jupyter-button i')]
-            .filter(i => i.offsetParent).map(i => getComputedStyle(i, '::before').fontFamily)""")
-        fonts_ok = page.evaluate("() => document.fonts.check('16px FontAwesome')")
+        assert int(stage.locator(".nvs-title").get_attribute("data-step")) > start + 1
+        play = stage.locator(".nvs-play")
+        assert play.is_visible() and play.inner_text().strip() == "▶ Play"       # text, no icon font
+        page.keyboard.press("Home")
+        play.click()
+        page.wait_for_function("() => +document.querySelector('.nvs .nvs-title').dataset.step >= 1", timeout=5_000)
+        play.click()
+        assert "what-if panel needs a running kernel" in page.inner_text("body")
         page.screenshot(path=str(ROOT / "artifacts" / "screenshots" / "exported-00.png"))
-    assert not blocked, blocked                   # no request left the folder, not even one refused
+    assert not outside, outside                   # no request left the folder, none was even tried
     assert not missing, missing                   # and every file the page asked for is there
-    assert icons and fonts_ok                     # the Play icons draw from the shipped font
 
 
 def test_the_site_ships_only_what_pages_load(site):
     shipped = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
     assert not [p for p in shipped if p.endswith((".tgz", ".map", ".ts"))]
     assert "vendor/require.js" in shipped
-    assert "vendor/embed-amd.js" in shipped and any(p.startswith("@jupyter-widgets/") for p in shipped)
+    assert "vendor/embed-amd.js" in shipped and "vendor/anywidget.js" in shipped
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +83,40 @@ def decks():
     return sorted((ROOT / "build" / "slides").glob("*.slides.html"))
 
 
-def test_slides_open_with_no_request_outside_their_folder(decks):
+@pytest.mark.parametrize("hang", [False, True], ids=["refused", "hanging"])
+def test_slides_open_with_no_request_outside_their_folder(decks, hang):
     assert len(decks) == 4
     with browser() as b:
         for deck in decks:
-            blocked, missing = [], []
+            missing = []
             page = b.new_page(viewport={"width": 1280, "height": 720})
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
-                       else (blocked.append(r.request.url), r.abort()))
+            outside = _offline(page, deck.parent, hang)
             page.on("requestfailed", lambda r: missing.append(r.url) if r.url.startswith("file:") else None)
-            page.goto(deck.as_uri())
+            page.goto(deck.as_uri(), wait_until="commit")
             page.wait_for_selector(".reveal.ready", timeout=30_000)         # reveal.js initialized
-            page.wait_for_timeout(1000)
-            assert not blocked and not missing, (deck.name, blocked, missing)
-            assert page.evaluate("() => document.fonts.check('16px FontAwesome')"), deck.name
+            page.locator(".nvs .nvs-title").first.wait_for(state="attached", timeout=30_000)
+            assert not outside and not missing, (deck.name, outside, missing)
             page.close()
+
+
+def test_a_slide_shows_the_whole_stage(decks):
+    """The slide holding an explorer shows its stage alone, in presenter size, inside the slide."""
+    with browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(decks[0].as_uri())
+        page.wait_for_selector(".reveal.ready", timeout=30_000)
+        stage = page.locator(".nvs").first
+        stage.locator(".nvs-title").wait_for(state="attached", timeout=30_000)
+        h, v = stage.evaluate("""e => { const s = e.closest('section'), p = s.parentElement;
+            const i = [...p.children].indexOf(s);
+            return p.tagName === 'SECTION' ? [[...p.parentElement.children].indexOf(p), i] : [i, 0]; }""")
+        page.evaluate(f"() => {{ location.hash = '#/{h}/{v}'; }}")
+        page.wait_for_timeout(1500)
+        assert "nvs-presenter" in stage.get_attribute("class")
+        section = stage.evaluate("e => e.closest('section').getBoundingClientRect().toJSON()")
+        assert stage.evaluate("e => e.closest('section').querySelectorAll('.jp-InputArea').length") == 0
+        page.screenshot(path=str(ROOT / "artifacts" / "screenshots" / "slide-stage.png"))
+        for sel in (".nvs-bar", ".nvs-title", "td[data-path]", ".nvs-chain", ".nvs-mark"):
+            box = stage.locator(sel).first.bounding_box()
+            assert box and 0 <= box["y"] and box["y"] + box["height"] <= 720, sel
+        assert section["bottom"] <= 720 + 1
