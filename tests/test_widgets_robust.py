@@ -1,14 +1,16 @@
 """The explorer under what-if runs that shrink the trace, fail, or get odd input: it stays whole."""
 
-import re
 import functools
+import html
+from types import SimpleNamespace
 
 import pytest
 import traitlets
 from hypothesis import event, given, settings, strategies as st
 
 import nsvm_model as nm
-from widgets import FrameView, Stepper, VmcbPanel, VmrunExplorer, explorer as X, render
+from widgets import Stage, VmrunExplorer, explorer as X, render, stage_data
+from widgets.stage import StepNotAnInteger, StepOutOfRange
 
 
 @pytest.fixture(scope="module")
@@ -18,21 +20,24 @@ def ex():
 
 def snapshot(ex):
     """Everything a learner sees or the panel remembers, to compare before and after a failed run."""
-    s, w = ex.stepper, ex.whatif
-    return dict(trace=id(ex.trace), step=ex.step, stepper_step=s.step, view_step=s.view.step,
-                slider=(s.slider.value, s.slider.max), play=(s.play.value, s.play.max),
-                index=s.view.stack.selected_index, frames=s.view.stack.children, jump=(s.jump.options, s.jump.value),
-                header=ex.header.value, broken=w.broken.value, scenario=id(w.scenario), flow=id(w._flow),
+    s, w = ex.stage, ex.whatif
+    return dict(trace=id(ex.trace), step=ex.step, stage_step=s.step, data=id(s.data), steps=len(s.data["steps"]),
+                show_all=s.show_all, presenter=s.presenter, focus=ex.focus,
+                broken=w.broken.value, scenario=id(w.scenario), flow=id(w._flow),
                 preset=w.preset.value, variant=w.variant.value)
 
 
 def assert_consistent(ex, step=None):
-    s, n = ex.stepper, len(ex.trace.steps)
-    assert s.slider.max == s.play.max == n - 1
+    """The stage shows the explorer's trace, at a step that trace has."""
+    n, d = len(ex.trace.steps), ex.stage.data
     assert 0 <= ex.step < n and (step is None or ex.step == step)
-    assert ex.step == s.step == s.view.step == s.slider.value == s.play.value == s.jump.value
-    assert s.view.stack.selected_index == ex.step and len(s.view.stack.children) == n == len(s.jump.options)
-    assert re.search(rf"<b>{re.escape(render.esc(ex.trace.outcome))}</b>[^<]* in {n} steps", ex.header.value)
+    assert ex.step == ex.stage.step
+    assert [c["id"] for c in d["steps"]] == list(ex.trace.step_ids)
+    assert (d["outcome"], d["variant"], d["scenario"]) == \
+        (str(ex.trace.outcome), str(ex.trace.variant), ex.trace.scenario.name)
+    assert d["focused"] == bool(ex.focus)
+    with pytest.raises(StepOutOfRange, match=rf"\(0 to {n - 1}\)"):     # the stage checks against this trace
+        ex.stage.step = n
 
 
 # --- D1: a what-if run with fewer steps than the current step ---------------------------------------
@@ -47,6 +52,7 @@ def test_preset_with_fewer_steps_from_a_late_step():
     ex.whatif.preset.value = "default"            # and back to a long trace: the step stays where it was
     assert_consistent(ex, step=0)
     ex.step = 34
+    assert ex.stage.step == 34
 
 
 def test_field_with_fewer_steps_from_a_late_step(ex):
@@ -87,11 +93,17 @@ def test_move_with_fewer_steps_from_a_late_step_then_back_to_upstream(monkeypatc
     assert_consistent(ex)
 
 
-def test_a_frame_view_alone_loads_a_shorter_trace():
-    view = VmcbPanel(nm.run(nm.Scenario.svm()))
-    view.step = 30
-    view.load(nm.run(nm.Scenario.preset("svm", "cpl3")))
-    assert view.step == 0 and view.stack.selected_index == 0 and len(view.stack.children) == 1
+def test_loading_a_shorter_trace_clamps_the_step():
+    ex = VmrunExplorer(nm.run(nm.Scenario.svm()), whatif=False)
+    ex.step = 30
+    short = nm.run(nm.Scenario.preset("svm", "cpl3"))
+    ex.load(short)
+    assert ex.trace is short and ex.step == ex.stage.step == 0 and len(ex.stage.data["steps"]) == 1
+    ex.load(nm.run(nm.Scenario.svm()))
+    assert ex.step == 0
+    ex.step = 30
+    ex.show(short, ex.render(short))
+    assert ex.step == ex.stage.step == 0 and ex.stage.data["scenario"] == "cpl3"
 
 
 # --- a failed run keeps everything ---------------------------------------------------------------------
@@ -100,11 +112,12 @@ def boom(*a, **k):
     raise RuntimeError("<script>x</script> " + "y" * 1000)
 
 
-@pytest.mark.parametrize("where", ["run", "check_order", "frame"])
-def test_any_failure_keeps_the_last_good_trace(ex, monkeypatch, where):
+@pytest.mark.parametrize("target, where", [(nm, "run"), (nm, "check_order"), (X, "stage_data"),
+                                           (render, "broken_list")], ids=["run", "check_order", "data", "broken"])
+def test_any_failure_keeps_the_last_good_trace(ex, monkeypatch, target, where):
     ex.step = 7
+    ex.stage.show_all = True
     before = snapshot(ex)
-    target = render if where == "frame" else nm
     monkeypatch.setattr(target, where, boom)
     ex.whatif.field.value, ex.whatif.value.value = "vmcb12.control.asid", "3"
     ex.whatif.apply.click()
@@ -112,6 +125,7 @@ def test_any_failure_keeps_the_last_good_trace(ex, monkeypatch, where):
     assert "nv-error" in status and "RuntimeError" in status and "<script>" not in status
     assert len(status) < 450                      # the message is cut, not the whole exception
     assert snapshot(ex) == before
+    ex.stage.show_all = False
 
 
 @pytest.mark.parametrize("dropdown, value", [("preset", "cpl3"), ("variant", "v6-unified")])
@@ -125,23 +139,61 @@ def test_a_failed_dropdown_change_puts_the_dropdown_back_without_another_run(ex,
     assert snapshot(ex) == before
 
 
+# --- escaping: Python makes the what-if HTML; the stage gets raw text and stage.js escapes it ---------------
+
 def test_bad_input_is_escaped_in_the_status_line(ex):
     ex.whatif.field.value, ex.whatif.value.value = "<img src=x onerror=alert(1)>", "1"
     ex.whatif.apply.click()
     assert "nv-error" in ex.whatif.status.value and "<img" not in ex.whatif.status.value
+    assert "&lt;img src=x onerror=alert(1)&gt;" in ex.whatif.status.value
     ex.whatif.field.value, ex.whatif.value.value = "vmcb12.control.asid", "<b>bold</b>"
     ex.whatif.apply.click()
     assert "nv-error" in ex.whatif.status.value and "<b>bold" not in ex.whatif.status.value
 
 
-def test_scenario_names_are_escaped_everywhere():
+def test_scenario_names_reach_the_stage_raw_and_the_status_escaped():
     sc = nm.Scenario.svm().with_fields({}, name="<img src=x>", description="<script>d</script>")
     ex = VmrunExplorer(sc)
+    d = ex.stage.data                             # the page escapes; escaping here would show &lt; twice
+    assert d["scenario"] == "<img src=x>" and d["description"] == "<script>d</script>"
     ex.whatif.field.value, ex.whatif.value.value = "vmcb12.control.asid", "2"
     ex.whatif.apply.click()
-    assert "✓ ran" in ex.whatif.status.value
-    for html in (ex.header.value, ex.whatif.status.value, ex.stepper.view.frame_html()):
-        assert "<img" not in html and "<script>d" not in html
+    assert "✓ ran" in ex.whatif.status.value and ex.stage.data["scenario"] == "<img src=x>"
+    for text in (ex.whatif.status.value, ex.whatif.broken.value):
+        assert "<img" not in text and "<script>d" not in text
+    assert "&lt;img src=x&gt;" in ex.whatif.status.value
+
+
+def test_broken_rules_are_escaped():
+    t = nm.run(nm.Scenario.svm())
+    rule = SimpleNamespace(id="<R1>", after="<a>", before="<b>", reason="<i>why</i>", symptom="<script>s</script>")
+    out = render.broken_list(t, [rule])
+    assert "✗ &lt;R1&gt;" in out and "<script>" not in out and "<i>why" not in out and "&lt;b&gt;" in out
+    assert "✓ no ordering rule" in render.broken_list(t, [])
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=400), kind=st.sampled_from([ValueError, TypeError, RuntimeError, KeyError]))
+def test_an_error_line_is_one_escaped_bounded_line(text, kind):
+    line = X.error_line(kind(text), limit=120)
+    prefix, suffix = '<div class="nv-error">✗ ', " (the last good trace stays)</div>"
+    assert line.startswith(prefix) and line.endswith(suffix)
+    inner = line[len(prefix):-len(suffix)]
+    assert "<" not in inner and ">" not in inner and '"' not in inner    # nothing the learner typed is markup
+    said = html.unescape(inner)
+    message = str(kind(text))
+    if kind in (ValueError, TypeError):
+        expected = message
+    else:                                         # not bad input: a bug, and it says which
+        expected = f"internal error ({kind.__name__}): {message}"
+    assert said == (expected if len(expected) <= 120 else expected[:119] + "…")
+
+
+def test_an_exception_whose_text_fails_still_gets_a_line():
+    class Bad(Exception):
+        def __str__(self):
+            raise RuntimeError("no text")
+    assert X.error_line(Bad()) == '<div class="nv-error">✗ internal error (Bad):  (the last good trace stays)</div>'
 
 
 # --- D12: a step outside the trace -------------------------------------------------------------------
@@ -151,10 +203,10 @@ def test_a_step_outside_the_trace_raises_before_anything_moves(ex, bad):
     ex.step = 5
     bad = len(ex.trace.steps) if bad == "len" else bad
     before = snapshot(ex)
-    for owner in (ex, ex.stepper, ex.stepper.view):
-        with pytest.raises(ValueError, match=r"outside this trace \(0 to \d+\)") as info:
+    for owner in (ex, ex.stage):
+        with pytest.raises(ValueError, match=rf"^step: {bad} is outside this trace \(0 to \d+\)") as info:
             owner.step = bad
-        assert isinstance(info.value, traitlets.TraitError)
+        assert isinstance(info.value, traitlets.TraitError) and isinstance(info.value, StepOutOfRange)
         assert snapshot(ex) == before
 
 
@@ -162,18 +214,42 @@ def test_a_step_outside_the_trace_raises_before_anything_moves(ex, bad):
 def test_a_step_that_is_not_an_integer_is_a_type_error(ex, bad):
     ex.step = 5
     before = snapshot(ex)
-    for owner in (ex, ex.stepper, ex.stepper.view):
-        with pytest.raises(TypeError, match="step: expected an integer"):
+    for owner in (ex, ex.stage):
+        with pytest.raises(TypeError, match="^step: expected an integer") as info:
             owner.step = bad
+        assert isinstance(info.value, traitlets.TraitError) and isinstance(info.value, StepNotAnInteger)
         assert snapshot(ex) == before
 
 
-def test_parts_alone_refuse_a_step_outside_the_trace():
+def test_a_stage_alone_refuses_a_step_outside_the_trace():
     t = nm.run(nm.Scenario.preset("svm", "hsave_zero"))
-    for part in (Stepper(t), FrameView(t, lambda t, i: str(i))):
-        with pytest.raises(X.StepOutOfRange, match=f"step: 9 is outside this trace \\(0 to {len(t.steps) - 1}\\)"):
-            part.step = 9
-        assert part.step == 0
+    stage = Stage(data=stage_data(t, X.flow_of(t)))
+    with pytest.raises(StepOutOfRange, match=f"^step: 9 is outside this trace \\(0 to {len(t.steps) - 1}\\)"):
+        stage.step = 9
+    assert stage.step == 0
+    stage.step = len(t.steps) - 1
+    assert stage.step == len(t.steps) - 1
+
+
+@functools.lru_cache(maxsize=None)
+def step_explorer():
+    return VmrunExplorer(nm.Scenario.preset("svm", "asid_zero"), whatif=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(k=st.integers(-100, 100), through_stage=st.booleans())
+def test_any_integer_step_is_taken_iff_the_trace_has_it(k, through_stage):
+    ex = step_explorer()
+    n = len(ex.trace.steps)
+    ex.step = 0 if k else 1
+    owner = ex.stage if through_stage else ex
+    if 0 <= k < n:
+        owner.step = k
+        assert ex.step == ex.stage.step == k
+    else:
+        with pytest.raises(StepOutOfRange):
+            owner.step = k
+        assert ex.step == ex.stage.step == (0 if k else 1)
 
 
 # --- the what-if panel under random requests ------------------------------------------------------------
@@ -215,7 +291,7 @@ def send(w, kind, arg):
 @functools.lru_cache(maxsize=None)
 def prop_explorer():
     """One explorer for every example (not a fixture: Hypothesis would print its huge repr)."""
-    return VmrunExplorer(SVM)
+    return VmrunExplorer(SVM, focus=["vcpu.gif", "vmcb0*.save.cr3"])
 
 
 @settings(max_examples=30, deadline=None)
@@ -231,7 +307,7 @@ def test_whatif_never_raises_and_never_leaves_a_half_loaded_explorer(data):
     event(f"{kind}: {'ran' if '✓ ran' in status else 'refused' if status else 'no run'}")
     if "✓ ran" in status:
         assert_consistent(ex, step=min(before["step"], len(ex.trace.steps) - 1))
-        assert ex.whatif.scenario is ex.trace.scenario
+        assert ex.whatif.scenario is ex.trace.scenario and ex.focus == before["focus"]
     else:                                         # refused, or nothing to do (the same dropdown value)
         assert status == "" or "nv-error" in status
         assert snapshot(ex) == before

@@ -127,8 +127,8 @@ def _panel_rows(trace, show_all, focus):
     rows = []
     for group, field in _candidate_rows(trace):
         paths = cell_paths(trace.isa, group, field)
-        if focus:
-            keep = any(focused(p, focus) for p in paths)
+        if focus:                          # a focused cell the trace has, not a path no structure holds
+            keep = any(focused(p, focus) and p in trace.initial for p in paths)
         else:
             keep = (show_all or field in cfg["always"] or f"{group}.{field}" in cfg["always"]
                     or bool(written & set(paths)))

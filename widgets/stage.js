@@ -129,12 +129,13 @@ function fillState(tables, d, values, i) {
   const current = values[d.table.pointer];
   for (const [th, label] of tables.heads) {
     const cur = label === current;
+    if (th.classList.contains("nvs-cur") === cur && th.firstChild) continue;
     th.className = cur ? "nvs-cur" : "";
     th.innerHTML = esc(label) + (cur ? ` <span class="nvs-ptr">${GLYPH.pointer} ${esc(d.table.pointer_name)}</span>` : "");
   }
   for (const [td, p, column] of tables.cells) {
     const classes = column !== null && column === current ? ["nvs-curcol"] : [];
-    if (p < 0) { td.className = classes.join(" "); continue; }
+    if (p < 0) { set(td, classes.join(" "), "", ""); continue; }
     let glyph = "", title = d.paths[p];
     if (String(p) in s.was) {
       classes.push("nvs-w", "nvs-c");
@@ -147,10 +148,16 @@ function fillState(tables, d, values, i) {
       classes.push("nvs-r");
       glyph = GLYPH.read + " ";
     }
-    td.className = classes.join(" ");
-    td.title = title;
-    td.textContent = glyph + values[p];
+    set(td, classes.join(" "), title, glyph + values[p]);
   }
+}
+
+// Most cells look the same from one step to the next: touching only those that change keeps a
+// step's layout and paint small.
+function set(td, className, title, text) {
+  if (td.className !== className) td.className = className;
+  if (td.title !== title) td.title = title;
+  if (td.textContent !== text) td.textContent = text;
 }
 
 const PALETTE = ["#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00", "#999999"];
@@ -163,7 +170,7 @@ function buildTimeline(box, d) {
     `background:${PALETTE[colour % PALETTE.length]}" title="${esc(label)}">${esc(label)}</div>`).join("") +
     "</div>").join("");
   box.innerHTML = `<div class="nvs-tl-names">${names}</div><div class="nvs-tl-tracks">${tracks}` +
-    `<div class="nvs-mark" style="width:${100 / n}%"></div></div>`;
+    `<div class="nvs-mark" style="left:0;width:${100 / n}%"></div></div>`;
   return box.querySelector(".nvs-mark");
 }
 
@@ -196,7 +203,7 @@ function placeDiagramMark(box, mark, d, i) {
 
 function skeleton() {
   const speeds = SPEEDS.map(([name, ms]) => `<option value="${ms}"${name === "normal" ? " selected" : ""}>${name}</option>`).join("");
-  return `<div class="nvs-error" hidden></div><div class="nvs-head"></div>
+  return `<div class="nvs-head"></div>
 <div class="nvs-bar">
   <button class="nvs-go" data-go="first" title="first step (Home)" aria-label="first step">|\u25c0</button>
   <button class="nvs-go" data-go="prev" title="previous step (\u2190)" aria-label="previous step">\u25c0</button>
@@ -221,7 +228,7 @@ function render({ model, el }) {
   el.appendChild(root);
   const $ = (sel) => root.querySelector(sel);
   const slider = $(".nvs-slider"), jump = $(".nvs-jump"), play = $(".nvs-play"), speed = $(".nvs-speed");
-  const flowBox = $(".nvs-flow"), flowBtn = $(".nvs-flowbtn");
+  const flowBox = $(".nvs-flow"), flowBtn = $(".nvs-flowbtn"), chainBox = $(".nvs-chain");
   let d, values, tables, tlMark, diagramMark, painted = -1, timer = null;
 
   const count = () => d.steps.length;
@@ -233,10 +240,12 @@ function render({ model, el }) {
     $(".nvs-card").innerHTML = cardHtml(d, i);
     fillState(tables, d, values[i + 1], i);
     slider.value = String(i + 1);
-    jump.value = String(i);
+    // the closed step list costs a layout of its own: it follows once the step is on screen
+    requestAnimationFrame(() => setTimeout(() => { if (painted === i) jump.value = String(i); }, 0));
     $(".nvs-count").textContent = `step ${i + 1} / ${count()}`;
-    $(".nvs-chain").innerHTML = d.steps[i].chain.map((fn) => `<code>${esc(fn)}</code>`).join(" \u203a ");
-    tlMark.style.left = `${(100 * (i + 1)) / d.timeline.states}%`;
+    const chain = d.steps[i].chain.map((fn) => `<code>${esc(fn)}</code>`).join(" \u203a ");
+    if (chainBox.innerHTML !== chain) chainBox.innerHTML = chain;
+    tlMark.style.transform = `translateX(${100 * (i + 1)}%)`;     // one state wide: moved, not laid out
     if (!flowBox.hidden) placeDiagramMark(flowBox, diagramMark, d, i);
   }
 
@@ -274,12 +283,6 @@ function render({ model, el }) {
     diagramMark = buildDiagram(flowBox, d);
     root.classList.toggle("nvs-vmx", d.isa === "vmx");
     paint(model.get("step"));
-  }
-
-  function showError() {
-    const box = $(".nvs-error"), text = model.get("error");
-    box.hidden = !text;
-    box.textContent = text ? `\u2717 ${text} (the last good trace stays)` : "";
   }
 
   // A slide is a projector: the stage is in presenter mode there whatever the notebook said.
@@ -329,9 +332,7 @@ function render({ model, el }) {
   model.on("change:step", onStep);
   model.on("change:show_all", onAll);
   model.on("change:presenter", presenter);
-  model.on("change:error", showError);
   presenter();
-  showError();
   $(".nvs-all").checked = model.get("show_all");
   load();
   return () => {
@@ -340,7 +341,6 @@ function render({ model, el }) {
     model.off("change:step", onStep);
     model.off("change:show_all", onAll);
     model.off("change:presenter", presenter);
-    model.off("change:error", showError);
   };
 }
 

@@ -59,7 +59,6 @@ class Stage(anywidget.AnyWidget):
     step = StepIndex(0).tag(sync=True)             # 0-based index; every count shown is 1-based
     show_all = traitlets.Bool(False).tag(sync=True)
     presenter = traitlets.Bool(False).tag(sync=True)
-    error = traitlets.Unicode("").tag(sync=True)  # a what-if failure, shown above the stage
 
     @traitlets.validate("step")
     def _valid_step(self, proposal):
@@ -72,6 +71,7 @@ def stage_data(trace, flow, focus: Optional[Sequence[str]] = None) -> dict:
     """Everything the front end draws for a trace, as JSON-ready data."""
     if not trace.steps:
         raise ValueError("the run has no step to show")
+    focus = render.check_focus(trace, focus)
     paths = list(trace.initial)
     index = {p: i for i, p in enumerate(paths)}
 
