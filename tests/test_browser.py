@@ -190,6 +190,19 @@ CONTRAST = """(e) => {
 }"""
 
 
+def test_presenter_box_enlarges_the_whatif_panel_too(page):
+    base, p = page
+    run_notebook(p, base, "00_start_here.ipynb")
+    root = p.locator(".nv-root").filter(has=p.get_by_text("What if?")).first
+    root.locator(".nvs-pres").check()
+    p.wait_for_function("() => document.querySelector('.nv-root.nv-presenter') !== null", timeout=10_000)
+    sizes = root.evaluate("""r => [...r.querySelectorAll('.widget-label, button, select, input, .widget-html-content')]
+        .filter(e => e.offsetParent && !e.closest('.nvs'))
+        .map(e => [e.tagName + '.' + e.className, parseFloat(getComputedStyle(e).fontSize)])""")
+    small = [s for s in sizes if s[1] < 20]
+    assert sizes and not small, small[:5]
+
+
 def test_dark_theme_reads(page):
     base, p = page
     run_notebook(p, base, "00_start_here.ipynb")

@@ -198,6 +198,16 @@ class VmrunExplorer(W.VBox):
         self.step = first
         self.whatif = WhatIf(self) if whatif else None
         super().__init__([self.stage] + ([self.whatif] if self.whatif else []))
+        self.add_class("nv-root")
+        self.stage.observe(self._on_presenter, "presenter")
+        self._on_presenter({"new": self.stage.presenter})
+
+    def _on_presenter(self, change) -> None:
+        """The stage's presenter box enlarges the what-if panel too (that needs the kernel)."""
+        if change["new"]:
+            self.add_class("nv-presenter")
+        else:
+            self.remove_class("nv-presenter")
 
     @traitlets.validate("step")
     def _valid_step(self, proposal):
@@ -244,6 +254,7 @@ class SideBySide(W.VBox):
         self.vmx.observe(lambda c: self._follow("vmx", c["new"]), "step")
         row = W.HBox([self.svm, self.vmx], layout=W.Layout(flex_flow="row wrap"))
         super().__init__([self.phase, row])
+        self.add_class("nv-root")
         first = start_index(svm, start)
         self._follow("svm", first)
         self.svm.step = first

@@ -246,7 +246,12 @@ function render({ model, el }) {
     const chain = d.steps[i].chain.map((fn) => `<code>${esc(fn)}</code>`).join(" \u203a ");
     if (chainBox.innerHTML !== chain) chainBox.innerHTML = chain;
     tlMark.style.transform = `translateX(${100 * (i + 1)}%)`;     // one state wide: moved, not laid out
-    if (!flowBox.hidden) placeDiagramMark(flowBox, diagramMark, d, i);
+    if (!flowBox.hidden) showDiagram(i);
+  }
+
+  function showDiagram(i) {
+    if (!flowBox.firstChild) diagramMark = buildDiagram(flowBox, d);
+    placeDiagramMark(flowBox, diagramMark, d, i);
   }
 
   function go(i) {
@@ -280,7 +285,8 @@ function render({ model, el }) {
     jump.innerHTML = d.steps.map((s, k) => `<option value="${k}">${k + 1}. ${esc(s.id)} \u00b7 ${esc(s.function)}()</option>`).join("");
     rebuildState();
     tlMark = buildTimeline($(".nvs-tl"), d);
-    diagramMark = buildDiagram(flowBox, d);
+    diagramMark = null;                      // drawn when first opened: most steps never need it
+    flowBox.innerHTML = "";
     root.classList.toggle("nvs-vmx", d.isa === "vmx");
     paint(model.get("step"));
   }
@@ -308,7 +314,7 @@ function render({ model, el }) {
     flowBox.hidden = !flowBox.hidden;
     flowBtn.setAttribute("aria-expanded", String(!flowBox.hidden));
     flowBtn.textContent = flowBox.hidden ? "flow diagram \u25be" : "flow diagram \u25b4";
-    if (!flowBox.hidden) placeDiagramMark(flowBox, diagramMark, d, painted);
+    if (!flowBox.hidden) showDiagram(painted);
   });
   // Keys step whenever the stage has focus, not only the slider; the lists keep their own keys.
   root.addEventListener("keydown", (e) => {
