@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8888
 
-.PHONY: setup system-packages test bench lab html slides clean
+.PHONY: setup system-packages test bench lab html slides layouts clean
 VENDOR := build/vendor
 HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
 REQUIREJS := requirejs@2.3.8
@@ -15,11 +15,12 @@ SLIDE_NOTEBOOKS := 02_successful_vmrun 04_cr3_loading_order 06_nvmx_beside_nsvm 
 setup: system-packages $(VENV)/.installed
 
 # Python packages, pinned in requirements.txt; reinstalled when it changes.
-$(VENV)/.installed: requirements.txt exporting/lab-overrides.json
+$(VENV)/.installed: requirements.txt pyproject.toml exporting/lab-overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
-	# the project folder on the venv's path, so notebook kernels import nsvm_model and widgets
-	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nsvm-suite.pth"
+	# the suite itself, editable: notebook kernels import nsvm_model and widgets from this folder
+	rm -f "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nsvm-suite.pth"
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	# JupyterLab saves the widgets' state with the notebook, so a saved notebook reopens with its
 	# explorers drawn (they step with no kernel) instead of "model not found"
 	mkdir -p $(VENV)/share/jupyter/lab/settings
@@ -38,6 +39,11 @@ system-packages:
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+# The flow diagrams laid out by dot, shipped in the package for a Python without dot (JupyterLite);
+# tests/test_widgets.py fails when they are out of date.
+layouts: setup
+	$(BIN)/python -c "from widgets import render; render.write_shipped_layouts()"
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -1,11 +1,15 @@
 """Widget logic, from Python: the stage's data says what the trace says, the step is one value in
 Python and in the page, what-if runs swap in whole, bad input keeps the last good trace, no
-figure is left open.  The page (stage.js) only draws this data, so the data is what is checked."""
+plotting library is needed.  The page (stage.js) only draws this data, so the data is what is checked."""
 
 import functools
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
@@ -15,6 +19,8 @@ from nsvm_model.text import show_value
 from widgets import SideBySide, Stage, VmrunExplorer, render, stage_data
 from widgets.explorer import flow_of
 from widgets.stage import StepOutOfRange
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -346,10 +352,13 @@ def test_side_by_side_shows_each_sides_failure():
 
 # --- no figure, no dot -----------------------------------------------------------------------------------
 
-def test_no_figure_is_left_open():
-    plt.close("all")
-    VmrunExplorer(nm.Scenario.preset("svm", "round_trip"))
-    assert plt.get_fignums() == []
+def test_an_explorer_needs_no_matplotlib():
+    """The stage is drawn in the page: building one imports no plotting library (a browser
+    Python such as Pyodide has none)."""
+    code = ("import sys, nsvm_model as nm; from widgets import VmrunExplorer; "
+            "VmrunExplorer(nm.Scenario.preset('svm', 'round_trip')); print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
 
 
 def test_missing_dot_is_explained_and_the_rest_works(monkeypatch):
@@ -367,3 +376,34 @@ def test_missing_dot_is_explained_and_the_rest_works(monkeypatch):
     ex = VmrunExplorer(t, whatif=False)
     ex.step = 3
     assert "missing" in ex.stage.data["diagram"] and ex.stage.step == 3
+
+
+def test_without_dot_every_named_flow_uses_its_shipped_layout(monkeypatch):
+    """A browser Python has no dot: each variant's whole flow, laid out when the package was built,
+    stands in, and it has a box for every step a run takes."""
+    import graphviz
+
+    def no_dot(*a, **k):
+        raise graphviz.ExecutableNotFound(["dot"])
+    monkeypatch.setattr(graphviz.Digraph, "pipe", no_dot)
+    monkeypatch.setattr(render, "_LAYOUTS", {})
+    for isa in ("svm", "vmx"):
+        for variant in nm.variants(isa):
+            flow = nm.machine_for(isa).flows[variant]
+            for preset in ("default", "teaching"):
+                t = nm.run(nm.Scenario.preset(isa, preset), flow)
+                d = stage_data(t, flow)["diagram"]
+                assert "svg" in d, (isa, variant)
+                assert {s.pos and render.node_name(*s.pos[-1]) for s in t.steps} <= set(d["boxes"]), (isa, variant)
+
+
+def test_the_shipped_layouts_are_current():
+    """widgets/layouts/flows.json.gz is what dot lays out now (run `make layouts` after changing a flow)."""
+    if not shutil.which("dot"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("dot is missing: .ci/run must install graphviz")
+        pytest.skip("no dot to compare with")
+    shipped = render.shipped_layouts()
+    now = json.loads(json.dumps(render.all_named_layouts()))
+    assert sorted(shipped) == sorted(now), "run `make layouts`: a named flow was added, removed or changed"
+    assert shipped == now, "run `make layouts`: a layout changed"

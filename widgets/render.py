@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import gzip
 import hashlib
 import html
+import json
+import pathlib
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -252,16 +256,48 @@ INSTALL_DOT = ("The flow diagram needs Graphviz's <code>dot</code> program: "
                "(macOS) or <code>conda install -c conda-forge graphviz</code>. Everything else works without it.")
 
 
-_LAYOUTS: Dict[str, tuple] = {}
+_LAYOUTS: Dict[tuple, dict] = {}
+SHIPPED = pathlib.Path(__file__).parent / "layouts" / "flows.json.gz"
 
 
-def flow_layout(flow, keep: Optional[frozenset] = None):
-    """Lay the flow out once: (svg, node boxes, group transform, width, height, groups), cached per
-    flow and per set of sequences drawn (`keep`: the kernel functions a run entered; None: all)."""
+def flow_layout(flow, keep: Optional[frozenset] = None) -> dict:
+    """The flow laid out once, cached per flow and per set of sequences drawn (`keep`: the kernel
+    functions a run entered; None: all): {"svg", "boxes" (node -> x, y, w, h), "shift" (the graph's
+    translation), "size"}.  Without Graphviz's dot (a browser Python), the whole flow's layout made
+    when the package was built stands in; a flow no one shipped raises DotMissing."""
     key = (diagram_id(flow), keep)
     if key not in _LAYOUTS:
-        _LAYOUTS[key] = _layout(flow, keep)
+        try:
+            _LAYOUTS[key] = _layout(flow, keep)
+        except DotMissing:
+            shipped = shipped_layouts().get(diagram_id(flow))
+            if shipped is None:
+                raise
+            _LAYOUTS[key] = shipped
     return _LAYOUTS[key]
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_layouts() -> Dict[str, dict]:
+    """diagram_id -> layout of every named flow of both ISAs (make layouts writes the file)."""
+    if not SHIPPED.exists():
+        return {}
+    with gzip.open(SHIPPED, "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def all_named_layouts() -> Dict[str, dict]:
+    """The layouts to ship: every variant of every registered ISA, whole (needs dot)."""
+    import nsvm_model as nm
+    return {diagram_id(flow): _layout(flow) for isa in ("svm", "vmx")
+            for flow in nm.machine_for(isa).flows.values()}
+
+
+def write_shipped_layouts() -> None:
+    """`make layouts`: lay out every named flow with dot and store them for a Python without it."""
+    SHIPPED.parent.mkdir(exist_ok=True)
+    with gzip.GzipFile(SHIPPED, "wb", mtime=0) as f:          # the same layouts give the same bytes
+        f.write(json.dumps(all_named_layouts(), sort_keys=True, separators=(",", ":")).encode())
 
 
 LABEL_PREFIXES = ("early", "late", "unified", "fail", "rsm", "l1_cr3", "kvm_internal", "vmentry_fail")
@@ -280,7 +316,7 @@ def entered_sequences(trace) -> frozenset:
     return frozenset(seq for s in trace.steps for seq, _ in s.pos)
 
 
-def _layout(flow, keep: Optional[frozenset] = None):
+def _layout(flow, keep: Optional[frozenset] = None) -> dict:
     import graphviz
 
     g = graphviz.Digraph(graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "11",
@@ -325,17 +361,14 @@ def _layout(flow, keep: Optional[frozenset] = None):
         nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", " ".join(
             re.findall(r'\s(?:points|d)="([^"]+)"', m.group(2))))]
         xs, ys = nums[0::2], nums[1::2]
-        boxes[html.unescape(m.group(1))] = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+        boxes[html.unescape(m.group(1))] = [round(min(xs), 1), round(min(ys), 1),
+                                            round(max(xs) - min(xs), 1), round(max(ys) - min(ys), 1)]
     transform = re.search(r'<g id="graph0" class="graph" transform="([^"]+)"', svg).group(1)
+    shift = [float(v) for v in re.search(r"translate\(([-\d.]+)[ ,]([-\d.]+)\)", transform).groups()]
     view = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]
-    groups = []
-    for m in re.finditer(r'<g id="(?:node|edge|clust)\d+" class="(?:node|edge|cluster)">.*?</g>', svg, re.S):
-        nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", " ".join(
-            re.findall(r'\s(?:points|d)="([^"]+)"', m.group(0))))]
-        if nums:
-            xs, ys = nums[0::2], nums[1::2]
-            groups.append(((min(xs), min(ys), max(xs), max(ys)), m.group(0)))
-    return svg, boxes, transform, view[2], view[3], tuple(groups)
+    svg = re.sub(r"^.*?(?=<svg\b)", "", svg, count=1, flags=re.S)        # no XML prolog or doctype
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
+    return {"svg": svg, "boxes": boxes, "shift": shift, "size": view[2:4]}
 
 
 def diagram_id(flow) -> str:

@@ -11,7 +11,6 @@ kernel, and nothing the page shows is decided there.
 from __future__ import annotations
 
 import pathlib
-import re
 from typing import Dict, List, Optional, Sequence
 
 import anywidget
@@ -164,14 +163,10 @@ def _timeline(trace) -> dict:
 
 
 def _diagram(trace, flow) -> dict:
-    """The flow laid out once (only the kernel functions this run entered), with each node's box,
-    so the page outlines the current step without another layout."""
+    """The flow laid out once (only the kernel functions this run entered, or the whole flow as
+    shipped when there is no dot), with each node's box, so the page outlines the current step
+    without another layout."""
     try:
-        svg, boxes, transform, width, height, _ = render.flow_layout(flow, render.entered_sequences(trace))
+        return render.flow_layout(flow, render.entered_sequences(trace))
     except render.DotMissing as exc:
         return {"missing": str(exc)}
-    tx, ty = (float(v) for v in re.search(r"translate\(([-\d.]+)[ ,]([-\d.]+)\)", transform).groups())
-    svg = re.sub(r"^.*?(?=<svg\b)", "", svg, count=1, flags=re.S)       # no XML prolog or doctype
-    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
-    return {"svg": svg, "boxes": {k: [round(v, 1) for v in b] for k, b in boxes.items()},
-            "shift": [tx, ty], "size": [width, height]}
