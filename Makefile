@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8888
 
-.PHONY: setup system-packages test bench lab html slides layouts clean
+.PHONY: setup system-packages test bench lab html slides layouts lite clean
 VENDOR := build/vendor
 HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
 REQUIREJS := requirejs@2.3.8
@@ -107,6 +107,31 @@ slides: setup $(VENDOR)/.done
 	  --SlidesExporter.jquery_url=vendor/jquery.min.js --SlidesExporter.reveal_width=1280 \
 	  --SlidesExporter.reveal_height=720 --no-prompt \
 	  $(foreach n,$(SLIDE_NOTEBOOKS),notebooks/$(n).ipynb)
+
+# JupyterLite: the notebooks with a Python kernel that runs in the browser (Pyodide), built from
+# PyPI and npm only and served from its own folder, no CDN.  The Pyodide runtime comes from npm;
+# the kernel's packages are pure-Python wheels (lite/requirements.txt, the suite's own wheel and
+# the four the kernel extension ships), listed in a lock that names only them (lite/make_pyodide.py).
+LITE_VENV := build/lite-venv
+PYODIDE := pyodide@314.0.8
+LITE_SRC := build/lite-src
+KERNEL_WHEELS := $(LITE_VENV)/share/jupyter/labextensions/@jupyterlite/pyodide-kernel-extension/static/pypi
+lite: setup
+	test -x $(LITE_VENV)/bin/python || $(PYTHON) -m venv $(LITE_VENV)
+	$(LITE_VENV)/bin/pip install --quiet --disable-pip-version-check -r lite/build-requirements.txt
+	mkdir -p build/npm
+	test -d build/npm/package || (cd build/npm && npm pack --silent $(PYODIDE) >/dev/null && tar xzf pyodide-*.tgz)
+	rm -rf $(LITE_SRC) build/lite build/lite-wheels && mkdir -p $(LITE_SRC)/files build/lite-wheels
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: --platform any \
+	  --python-version 3.14 --implementation py --abi none -r lite/requirements.txt -d build/lite-wheels
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w build/lite-wheels .
+	for w in piplite ipykernel pyodide_kernel widgetsnbextension; do cp $(KERNEL_WHEELS)/$$w-*.whl build/lite-wheels/; done
+	$(LITE_VENV)/bin/python lite/make_pyodide.py build/npm/package build/lite-wheels $(LITE_SRC)/static/pyodide
+	cp lite/jupyter_lite_config.json lite/jupyter-lite.json $(LITE_SRC)/
+	cp notebooks/*.ipynb $(LITE_SRC)/files/
+	# inside the source folder: doit keeps its state file there, beside what it builds
+	cd $(LITE_SRC) && ../lite-venv/bin/jupyter lite build --output-dir ../lite
+	@echo "serve it: python3 -m http.server 8000 --bind 127.0.0.1 -d build/lite, then open http://127.0.0.1:8000/lab/index.html"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build artifacts

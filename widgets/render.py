@@ -354,7 +354,7 @@ def _layout(flow, keep: Optional[frozenset] = None) -> dict:
                            fontcolor=BROKEN, fontsize="8")
     try:
         svg = g.pipe(format="svg", encoding="utf-8")
-    except graphviz.ExecutableNotFound as exc:
+    except (graphviz.ExecutableNotFound, OSError) as exc:     # no dot, or no processes at all (Pyodide)
         raise DotMissing(INSTALL_DOT) from exc
     boxes = {}
     for m in re.finditer(r'<g id="node\d+" class="node">\s*<title>([^<]+)</title>(.*?)</g>', svg, re.S):
