@@ -61,3 +61,25 @@ def test_binder_installs_the_package_and_saves_widget_state():
     pins = (ROOT / "requirements.txt").read_text()
     for dep in ("ipywidgets==", "anywidget==", "jupyterlab==", "graphviz=="):
         assert dep in pins, dep
+
+
+def test_a_fresh_venv_installs_the_clone_and_runs_a_notebook(tmp_path):
+    """As a learner with their own Python would: a new venv, `pip install <clone>` (its
+    dependencies from PyPI), then a lesson executed by that venv's own kernel."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    done = subprocess.run(pip + [str(ROOT), "ipykernel", "nbclient", "nbformat"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = ("import nbformat, nsvm_model, widgets; from nbclient import NotebookClient; "
+            f"nb = nbformat.read({str(ROOT / 'notebooks' / '01_three_vmcbs.ipynb')!r}, as_version=4); "
+            "NotebookClient(nb, timeout=300, kernel_name='python3').execute(); "
+            "errors = [o for c in nb.cells for o in c.get('outputs', []) if o.get('output_type') == 'error']; "
+            "print(nsvm_model.__file__); print(len(errors))")
+    out = subprocess.run([str(py), "-c", code], cwd=elsewhere, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    where, errors = out.stdout.split()
+    assert where.startswith(str(venv)) and errors == "0"
