@@ -16,12 +16,14 @@ from .engine.scenario import Scenario
 from .engine.trace import Flow, Trace, TraceStep
 from .kernel import KERNEL_COMMIT, KERNEL_REPO, source_url
 from .phases import PHASES, Alignment, align
+from .patches import review_patches
 from .review import Review, check_order, explain, move, review
 from .svm.defs import SVM_EXIT_ERR
 
 __all__ = ["Scenario", "Trace", "TraceStep", "Flow", "run", "variants", "machine_for",
            "KERNEL_COMMIT", "KERNEL_REPO", "SVM_EXIT_ERR", "source_url", "steps", "field_alias",
-           "align", "Alignment", "PHASES", "check_order", "review", "Review", "move", "explain"]
+           "align", "Alignment", "PHASES", "check_order", "review", "Review", "move", "explain",
+           "review_patches"]
 
 ISAS = ("svm", "vmx")
 

@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   python -m nsvm_model check-order v6-unified
   python -m nsvm_model check-order --move svm.enter.enter_guest_mode --after svm.enter.init_mmu_context
   python -m nsvm_model explain R18
+  python -m nsvm_model review-patch --base pre-gif-fix v6-1*.patch --svg series.svg
 """
 
 
@@ -103,6 +104,25 @@ _width = _bounded_int(40, 400, "--width")
 _count = _bounded_int(0, 1000, "--changes")
 
 
+def cmd_review_patch(args):
+    from nsvm_model.patches import review_patches
+    texts = []
+    for path in args.patches:
+        try:
+            with open(path, encoding="utf-8") as f:
+                texts.append(f.read())
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a patch (not UTF-8 text)") from None
+    if args.svg:
+        _check_writable(args.svg)
+    r = review_patches(texts, [os.path.basename(p) for p in args.patches], base=args.base)
+    print(r.text(width=args.width))
+    if args.svg:
+        import nsvm_model as nm
+        with open(args.svg, "w") as f:
+            f.write(nm.review(r.patches[-1].series, baseline=r.base).svg())
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m nsvm_model", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,6 +159,15 @@ def parser():
     o.add_argument("--before", metavar="STEP")
     o.add_argument("--after", metavar="STEP")
     o.set_defaults(func=cmd_check_order)
+
+    r = sub.add_parser("review-patch", help="a posted patch series: what it moves and what that breaks",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("patches", nargs="+", metavar="PATCH", help="unified diffs of nested.c, applied in order")
+    r.add_argument("--base", metavar="VARIANT", help="the ordering the first patch applies to "
+                   "(default: the first variant its context fits)")
+    r.add_argument("--width", type=_width, default=72, help="columns of the text, 40 to 400 (default 72)")
+    r.add_argument("--svg", help="also write the base and the series' result as an SVG")
+    r.set_defaults(func=cmd_review_patch)
 
     e = sub.add_parser("explain", help="one ordering rule: why, where, what breaks", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
