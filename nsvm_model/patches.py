@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .engine.fields import quote
@@ -27,6 +28,7 @@ from .engine.scenario import Scenario
 from .engine.trace import Flow, FlowError
 
 WIDTH = 72
+POSTED = Path(__file__).parent / "posted"
 FILES = {"arch/x86/kvm/svm/nested.c": "svm", "arch/x86/kvm/vmx/nested.c": "vmx"}
 
 # Kernel calls the model has, as model entries; a dict picks by the function the call sits in.
@@ -483,6 +485,23 @@ class SeriesReview:
             out.append(wrap(f"verdict: {v.verdict}"))
         return "\n".join(out)
 
+    def summary(self, width: int = WIDTH) -> str:
+        """One short paragraph per patch: what it moves, which rules break, the verdict."""
+        out = []
+        for k, v in enumerate(self.patches):
+            r = v.reading
+            did = ([f"moves {m.call}() into {m.target}()" for m in r.moves[:3]]
+                   + ([f"and {len(r.moves) - 3} more"] if len(r.moves) > 3 else [])
+                   or ["moves no known call"])
+            if r.hand_built is not None:
+                did.append(f"new code = variant {r.hand_built.name}")
+            ids = lambda vs: ", ".join(x.id for x in vs) or "none"
+            text = (f"{_short(r.patch)}: {'; '.join(did)}. Breaks by itself: {ids(v.broken_alone)}"
+                    + (f"; newly on top of the earlier ones: {ids(v.broken_series)}" if k else "")
+                    + f". Verdict: {v.verdict}.")
+            out.append(textwrap.fill(text, width, subsequent_indent="    "))
+        return "\n".join(out)
+
     @staticmethod
     def _rules(out, wrap, title, broken, none=""):
         if not broken:
@@ -493,3 +512,12 @@ class SeriesReview:
         for r in broken:
             out.append(wrap(f"{r.id}: {r.after} runs before {r.before}. {r.reason}. "
                             f"Symptom: {r.symptom}. Source: {r.source}", "    "))
+
+
+def posted_series(version: str = "v6") -> List[Tuple[str, str]]:
+    """The posted patches the package carries (nsvm_model/posted/), as (file name, text), in order:
+    v6 11-16 of "Nested SVM fixes, cleanups, and hardening", each with its Message-ID."""
+    files = sorted(POSTED.glob(f"{version}-*.patch"))
+    if not files:
+        raise ValueError(f"version: no posted series {quote(version)} (there is: v6)")
+    return [(f.name, f.read_text()) for f in files]

@@ -1,7 +1,7 @@
 """review-patch: a posted diff in, the calls it moves, the rules that breaks, and a verdict out.
 
 Small patches written for these tests move, rewrite in place and add code, against both ISAs;
-tests/data/patches/ holds v6 11-16 of "Nested SVM fixes, cleanups, and hardening" (the diffs
+nsvm_model/posted/ holds v6 11-16 of "Nested SVM fixes, cleanups, and hardening" (the diffs
 only, each citing its Message-ID), reviewed end to end."""
 
 import subprocess
@@ -14,7 +14,7 @@ from nsvm_model.patches import review_patches
 import nsvm_model as nm
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTED = sorted((ROOT / "tests" / "data" / "patches").glob("v6-*.patch"))
+POSTED = sorted((ROOT / "nsvm_model" / "posted").glob("v6-*.patch"))
 SVM = "arch/x86/kvm/svm/nested.c"
 VMX = "arch/x86/kvm/vmx/nested.c"
 
