@@ -17,6 +17,7 @@ variant (its source names the patch), that variant is used for the patch's new c
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -365,7 +366,10 @@ def apply(reading: PatchReading, flow: Flow, name: str) -> Flow:
             flow = flow.moved(m.entry, before=m.before, after=m.after, name=name)
         except (FlowError, ValueError) as exc:
             raise ValueError(f"{reading.patch.name}: cannot replay {m.text()}: {exc}") from exc
-    return flow
+    p = reading.patch
+    cite = f"{p.subject} <{p.message_id}>" if p.message_id else (p.subject or p.name)
+    return dataclasses.replace(flow, name=name, source=cite,
+                               description=f"built by review-patch from {p.name} on {flow.name}")
 
 
 @dataclass
@@ -521,3 +525,11 @@ def posted_series(version: str = "v6") -> List[Tuple[str, str]]:
     if not files:
         raise ValueError(f"version: no posted series {quote(version)} (there is: v6)")
     return [(f.name, f.read_text()) for f in files]
+
+
+def posted_variants(version: str = "v6", base: str = "pre-gif-fix") -> Dict[str, Flow]:
+    """The series as orderings: after each posted patch (cumulative), named like the file
+    ("v6-11" ... "v6-16"), each citing its posting; built from the posted text."""
+    names, texts = zip(*posted_series(version))
+    review = review_patches(texts, names, base=base)
+    return {v.reading.patch.name.removesuffix(".patch"): v.series for v in review.patches}

@@ -199,3 +199,15 @@ def test_the_cli_reviews_the_series_and_refuses_bad_files(tmp_path):
     assert max(len(line) for line in ok.stdout.splitlines()) <= 72
     bad = run(str(ROOT / "README.md"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: README.md: not a patch")
+
+
+def test_the_series_becomes_orderings_that_cite_their_postings():
+    from nsvm_model.patches import posted_variants
+    flows = posted_variants()
+    assert list(flows) == [f"v6-{n}" for n in range(11, 17)]
+    assert "<20260224223405.3270433-14-yosry@kernel.org>" in flows["v6-13"].source
+    assert flows["v6-16"] is nm.machine_for("svm").flows["v6-unified"]
+    seq = flows["v6-14"].sequences["enter_svm_guest_mode"]
+    assert seq.index("svm.enter.enter_guest_mode") < seq.index("svm.enter.init_mmu_context") \
+        < seq.index("svm.enter.switch_vmcb02")
+    assert nm.run(nm.Scenario.preset("svm", "teaching"), flows["v6-14"]).outcome == "l2_runs"
