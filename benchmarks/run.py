@@ -195,6 +195,10 @@ def bench_exported():
         row(f"largest exported page, {site} ({pages[-1].name})", f"{pages[-1].stat().st_size / 2**20:.2f}", "MiB",
             "<= 1 MiB")
         row(f"whole {site} site ({len(pages)} pages and vendor/)", f"{total / 2**20:.1f}", "MiB", "<= 15 MiB")
+    lite = ROOT / "build" / "lite"
+    if lite.is_dir():                                 # make lite: Pyodide and JupyterLab in one folder
+        size = sum(p.stat().st_size for p in lite.rglob("*") if p.is_file())
+        row("JupyterLite site (make lite, when built)", f"{size / 2**20:.1f}", "MiB")
     if not Path("/usr/bin/chromium").exists():
         return
     sys.path.insert(0, str(ROOT / "tests"))
