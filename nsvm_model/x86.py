@@ -248,3 +248,85 @@ def check_l1_registers(values) -> None:
     """Refuse a scenario whose L1 registers no CPU could hold, naming the field."""
     for field, why in l1_register_problems(values):
         raise ValueError(f"{field}: {values[field]:#x} is not a value a running CPU can hold: {why}")
+
+
+# --- canonical addresses -------------------------------------------------------------
+# arch/x86/include/asm/page.h and the KVM helpers of arch/x86/kvm/x86.h at the pinned
+# commit: is_noncanonical_msr_address() and is_noncanonical_base_address() pass
+# X86EMUL_F_MSR / X86EMUL_F_DT_LOAD to is_noncanonical_address(), which then checks
+# against max_host_virt_addr_bits() (KVM's own LA57 support), not the vCPU's CR4.LA57.
+
+def canonical_address(la: int, bits: int) -> int:
+    """__canonical_address(): bits 63:bits-1 all copies of bit bits-1."""
+    la &= MASK64
+    low = la & ((1 << bits) - 1)
+    if (la >> (bits - 1)) & 1:
+        low |= MASK64 & ~((1 << bits) - 1)
+    return low
+
+
+def is_canonical_address(la: int, bits: int) -> bool:
+    """__is_canonical_address(la, bits)."""
+    return canonical_address(la, bits) == la & MASK64
+
+
+def max_host_virt_addr_bits(host_la57: bool) -> int:
+    """max_host_virt_addr_bits(): 57 if kvm_cpu_cap_has(X86_FEATURE_LA57), else 48."""
+    return 57 if host_la57 else 48
+
+
+def vcpu_virt_addr_bits(cr4: int) -> int:
+    """vcpu_virt_addr_bits(): 57 with CR4.LA57, else 48."""
+    return 57 if cr4 & X86_CR4_LA57 else 48
+
+
+def is_noncanonical_msr_address(la: int, host_virt_addr_bits: int) -> bool:
+    """is_noncanonical_msr_address(la, vcpu): not canonical at the host's width."""
+    return not is_canonical_address(la, host_virt_addr_bits)
+
+
+def is_noncanonical_base_address(la: int, host_virt_addr_bits: int) -> bool:
+    """is_noncanonical_base_address(la, vcpu): not canonical at the host's width."""
+    return not is_canonical_address(la, host_virt_addr_bits)
+
+
+# --- the architectural PMU's IA32_PERF_GLOBAL_CTRL ---------------------------------------
+MSR_CORE_PERF_GLOBAL_CTRL = 0x38F
+KVM_FIXED_PMC_BASE_IDX = 32     # INTEL_PMC_IDX_FIXED: fixed counter i is enabled by bit 32 + i
+
+
+def intel_global_ctrl_rsvd(nr_gp_counters: int, nr_fixed_counters: int) -> int:
+    """pmu->global_ctrl_rsvd as intel_pmu_refresh() computes it: every bit that enables
+    no counter the vPMU has (bits nr_gp..31 and 32+nr_fixed..63).  With no vPMU
+    kvm_pmu_refresh() leaves it at ~0ull, which the formula gives for 0 and 0."""
+    enabled = ((1 << nr_gp_counters) - 1) | (((1 << nr_fixed_counters) - 1) << KVM_FIXED_PMC_BASE_IDX)
+    return MASK64 & ~enabled
+
+
+def kvm_valid_perf_global_ctrl(global_ctrl_rsvd: int, data: int) -> bool:
+    """kvm_valid_perf_global_ctrl() (arch/x86/kvm/pmu.h): no reserved bit set."""
+    return not (global_ctrl_rsvd & data)
+
+
+# --- CET: IA32_S_CET / IA32_U_CET (arch/x86/include/asm/msr-index.h, arch/x86/kvm/msrs.h) --
+CET_SHSTK_EN = 1 << 0
+CET_WRSS_EN = 1 << 1
+CET_ENDBR_EN = 1 << 2
+CET_SUPPRESS = 1 << 10
+CET_WAIT_ENDBR = 1 << 11
+CET_US_RESERVED_BITS = 0x3C0                                   # GENMASK(9, 6)
+CET_US_SHSTK_MASK_BITS = 0x3                                   # GENMASK(1, 0)
+CET_US_IBT_MASK_BITS = 0x3C | (MASK64 & ~0x3FF)                # GENMASK_ULL(5, 2) | GENMASK_ULL(63, 10)
+
+
+def kvm_is_valid_u_s_cet(data: int, features: frozenset) -> bool:
+    """kvm_is_valid_u_s_cet() (arch/x86/kvm/msrs.h at the pinned commit)."""
+    if data & CET_US_RESERVED_BITS:
+        return False
+    if "SHSTK" not in features and data & CET_US_SHSTK_MASK_BITS:
+        return False
+    if "IBT" not in features and data & CET_US_IBT_MASK_BITS:
+        return False
+    if (data >> 12) % 4:                       # !IS_ALIGNED(CET_US_LEGACY_BITMAP_BASE(data), 4)
+        return False
+    return not (data & CET_SUPPRESS and data & CET_WAIT_ENDBR)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import defs as d
 
 FEATURES = ("VMX", "LM", "NX", "XSAVE", "SMEP", "SMAP", "FSGSBASE", "UMIP", "PCID", "LA57",
-            "PKU", "LAM", "FRED", "SHSTK", "IBT", "FXSR_OPT", "AUTOIBRS")
+            "PKU", "LAM", "FRED", "SHSTK", "IBT", "FXSR_OPT", "AUTOIBRS", "RDTSCP", "RDPID")
 
 PINBASED_LOW = d.PIN_BASED_ALWAYSON_WITHOUT_TRUE_MSR
 PINBASED_HIGH = (PINBASED_LOW | d.PIN_BASED_EXT_INTR_MASK | d.PIN_BASED_NMI_EXITING
@@ -51,14 +51,17 @@ def secondary_high(ept: bool, vpid: bool, unrestricted_guest: bool) -> int:
 
 
 EXIT_LOW = d.VM_EXIT_ALWAYSON_WITHOUT_TRUE_MSR & ~d.VM_EXIT_SAVE_DEBUG_CONTROLS
+# nested_vmx_setup_exit_ctls()/nested_vmx_setup_entry_ctls(): LOAD_IA32_PERF_GLOBAL_CTRL is
+# always offered; LOAD_CET_STATE whenever KVM supports SHSTK or IBT (the model's host does).
 EXIT_HIGH = (d.VM_EXIT_ALWAYSON_WITHOUT_TRUE_MSR | d.VM_EXIT_HOST_ADDR_SPACE_SIZE | d.VM_EXIT_LOAD_IA32_PAT
              | d.VM_EXIT_SAVE_IA32_PAT | d.VM_EXIT_CLEAR_BNDCFGS | d.VM_EXIT_LOAD_IA32_EFER
              | d.VM_EXIT_SAVE_IA32_EFER | d.VM_EXIT_SAVE_VMX_PREEMPTION_TIMER | d.VM_EXIT_ACK_INTR_ON_EXIT
-             | d.VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL)
+             | d.VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL | d.VM_EXIT_LOAD_CET_STATE)
 
 ENTRY_LOW = d.VM_ENTRY_ALWAYSON_WITHOUT_TRUE_MSR & ~d.VM_ENTRY_LOAD_DEBUG_CONTROLS
 ENTRY_HIGH = (d.VM_ENTRY_ALWAYSON_WITHOUT_TRUE_MSR | d.VM_ENTRY_IA32E_MODE | d.VM_ENTRY_LOAD_IA32_PAT
-              | d.VM_ENTRY_LOAD_BNDCFGS | d.VM_ENTRY_LOAD_IA32_EFER | d.VM_ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL)
+              | d.VM_ENTRY_LOAD_BNDCFGS | d.VM_ENTRY_LOAD_IA32_EFER | d.VM_ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL
+              | d.VM_ENTRY_LOAD_CET_STATE)
 
 # EPT capabilities: 4- and 5-level walks, WB memory type, A/D bits; never UC.
 EPT_CAP_PAGE_WALK_4 = 1 << 6
@@ -73,5 +76,8 @@ MAX_MSR_LIST = (0 + 1) * d.VMX_MISC_MSR_LIST_MULTIPLIER   # (MISC[27:25] + 1) * 
 ZERO_LEN_INJECTION = False              # IA32_VMX_MISC[30]
 
 CR0_FIXED0 = 0x80000021                 # PE | NE | PG
+# nested_vmx_cr_fixed1_bits_update() (vmx.c): cr0_fixed1 = 0xffffffff, so CR0 bits 63:32 must be 0
+# for nested_host_cr0_valid() and nested_guest_cr0_valid() (fixed_bits_valid(), nested.h).
+CR0_FIXED1 = 0xFFFFFFFF
 CR4_FIXED0 = 1 << 13                    # VMXE
 VMCS12_REVISION = 0x11E57ED0

@@ -4,10 +4,15 @@ nested_vmx_check_controls() (VMfail 7), nested_vmx_check_address_space_size()
 and nested_vmx_check_host_state() (VMfail 8), nested_vmx_check_guest_state()
 (VM exit 33 with qualification 0 or 4), from arch/x86/kvm/vmx/nested.c at
 the pinned commit.  A check is (id, text, valid(v, env)); ``v`` reads vmcs12
-fields by their struct vmcs12 names.  Checks KVM makes that this model does
-not (the vTPR against TPR threshold check, which KVM leaves to the CPU unless it is
-configured to warn on missed checks; VMFUNC, PERF_GLOBAL_CTRL, BNDCFGS, CET state,
-DEBUGCTL bits) are listed in NOT_MODELLED.
+fields by their struct vmcs12 names; ``kernel`` (where set) quotes the kernel's
+condition.  Checks KVM makes that this model does not (the vTPR against TPR
+threshold check, which KVM leaves to the CPU unless it is configured to warn on
+missed checks; VMFUNC, DEBUGCTL bits) are listed in NOT_MODELLED.
+
+Canonical-address checks follow the helpers the pinned commit calls:
+is_noncanonical_msr_address() and is_noncanonical_base_address() check at
+max_host_virt_addr_bits() (57 when KVM itself has LA57: ``Env.host_virt_addr_bits``),
+host RIP at HOST_CR4.LA57 (is_l1_noncanonical_address_on_vmexit()).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from .. import x86
 from . import caps, defs as d
 
 NOT_MODELLED = ("vTPR against the TPR threshold (left to the CPU)", "VMFUNC/EPTP list",
-                "TSC multiplier", "PERF_GLOBAL_CTRL", "BNDCFGS", "CET state", "DEBUGCTL bits")
+                "TSC multiplier", "DEBUGCTL bits")
 
 
 class Check(NamedTuple):
@@ -26,6 +31,7 @@ class Check(NamedTuple):
     text: str
     valid: Callable
     qualification: int = d.ENTRY_FAIL_DEFAULT     # for guest-state checks
+    kernel: str = ""                              # the kernel's condition, where quoted
 
 
 class Env(NamedTuple):
@@ -37,6 +43,8 @@ class Env(NamedTuple):
     unrestricted_guest: bool
     nested_run_pending: bool
     memory: object = None       # for the VMCS link pointer's header
+    host_virt_addr_bits: int = 48                 # max_host_virt_addr_bits()
+    global_ctrl_rsvd: int = x86.intel_global_ctrl_rsvd(8, 3)   # vcpu_to_pmu(vcpu)->global_ctrl_rsvd
 
 
 def fixed_bits_valid(value: int, fixed0: int, fixed1: int) -> bool:
@@ -252,41 +260,94 @@ def _cr4_valid(cr4, e):
     return fixed_bits_valid(cr4, caps.CR4_FIXED0, x86.MASK64) and x86.cr4_valid(cr4, e.features)
 
 
+def _noncanon_msr(addr, e) -> bool:
+    return x86.is_noncanonical_msr_address(addr, e.host_virt_addr_bits)
+
+
+def _cet_state_common_valid(s_cet, ssp, ssp_tbl, e) -> bool:
+    """nested_vmx_check_cet_state_common()."""
+    return (x86.kvm_is_valid_u_s_cet(s_cet, e.features) and ssp % 4 == 0
+            and not _noncanon_msr(ssp_tbl, e))
+
+
+def _host_cet_valid(v, e) -> bool:
+    """nested_vmx_check_host_state(), with VM_EXIT_LOAD_CET_STATE."""
+    if not v("vm_exit_controls") & d.VM_EXIT_LOAD_CET_STATE:
+        return True
+    s_cet, ssp = v("host_s_cet"), v("host_ssp")
+    if not _cet_state_common_valid(s_cet, ssp, v("host_ssp_tbl"), e):
+        return False
+    if _ia32e_host(v):
+        return not (_noncanon_msr(s_cet, e) or _noncanon_msr(ssp, e))
+    return not (s_cet >> 32 or ssp >> 32)
+
+
+def _guest_cet_valid(v, e) -> bool:
+    """nested_vmx_check_guest_state(), with VM_ENTRY_LOAD_CET_STATE."""
+    if not v("vm_entry_controls") & d.VM_ENTRY_LOAD_CET_STATE:
+        return True
+    ssp = v("guest_ssp")
+    if not _cet_state_common_valid(v("guest_s_cet"), ssp, v("guest_ssp_tbl"), e):
+        return False
+    # 63:N identical, N the host's linear-address width: canonical at N + 1 bits
+    return x86.is_canonical_address(ssp, e.host_virt_addr_bits + 1)
+
+
 HOST_CHECKS = (
     Check("H0", "the host address-space size control matches L1's EFER.LMA",
           lambda v, e: _ia32e_host(v) == bool(e.l1_efer & x86.EFER_LMA)),
-    Check("H1", "host CR0 has its fixed bits (PE, NE, PG)",
-          lambda v, e: fixed_bits_valid(v("host_cr0"), caps.CR0_FIXED0, x86.MASK64)),
+    Check("H1", "host CR0 has its fixed bits (PE, NE, PG) and bits 63:32 clear (cr0_fixed1 = 0xffffffff)",
+          lambda v, e: fixed_bits_valid(v("host_cr0"), caps.CR0_FIXED0, caps.CR0_FIXED1),
+          kernel="nested_vmx_check_host_state(): CC(!nested_host_cr0_valid(vcpu, vmcs12->host_cr0))"),
     Check("H2", "host CR4 has VMXE and no reserved bit",
           lambda v, e: _cr4_valid(v("host_cr4"), e)),
     Check("H3", "host CR3 is legal (no bit at or above MAXPHYADDR)",
           lambda v, e: x86.is_legal_cr3(v("host_cr3"), e.maxphyaddr, e.features)),
     Check("H4", "host CR4.CET needs CR0.WP",
           lambda v, e: not (v("host_cr4") & x86.X86_CR4_CET and not v("host_cr0") & x86.X86_CR0_WP)),
-    Check("H5", "host SYSENTER_ESP and SYSENTER_EIP are canonical",
-          lambda v, e: canonical(v("host_ia32_sysenter_esp")) and canonical(v("host_ia32_sysenter_eip"))),
+    Check("H5", "host SYSENTER_ESP and SYSENTER_EIP are canonical at the host's address width",
+          lambda v, e: not (_noncanon_msr(v("host_ia32_sysenter_esp"), e)
+                            or _noncanon_msr(v("host_ia32_sysenter_eip"), e)),
+          kernel="nested_vmx_check_host_state(): CC(is_noncanonical_msr_address("
+                 "vmcs12->host_ia32_sysenter_esp/eip, vcpu))"),
     Check("H6", "host PAT is valid (with LOAD_IA32_PAT)",
           lambda v, e: not v("vm_exit_controls") & d.VM_EXIT_LOAD_IA32_PAT or x86.pat_valid(v("host_ia32_pat"))),
+    Check("H6b", "host IA32_PERF_GLOBAL_CTRL sets no bit the vPMU reserves (with LOAD_IA32_PERF_GLOBAL_CTRL)",
+          lambda v, e: not v("vm_exit_controls") & d.VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL
+          or x86.kvm_valid_perf_global_ctrl(e.global_ctrl_rsvd, v("host_ia32_perf_global_ctrl")),
+          kernel="nested_vmx_check_host_state(): (vm_exit_controls & VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL) && "
+                 "CC(!kvm_valid_perf_global_ctrl(vcpu_to_pmu(vcpu), vmcs12->host_ia32_perf_global_ctrl))"),
     Check("H7", "a 64-bit host needs CR4.PAE; a 32-bit host forbids IA-32e entry, CR4.PCIDE and RIP above 4G",
           lambda v, e: bool(v("host_cr4") & x86.X86_CR4_PAE) if _ia32e_host(v) else not (
               v("vm_entry_controls") & d.VM_ENTRY_IA32E_MODE or v("host_cr4") & x86.X86_CR4_PCIDE
               or v("host_rip") >> 32)),
     Check("H8", "host selectors: RPL and TI clear, CS and TR not 0, SS not 0 for a 32-bit host",
           lambda v, e: _host_selectors_valid(v)),
-    Check("H9", "host FS, GS, GDTR, IDTR and TR bases and host RIP are canonical",
-          lambda v, e: all(canonical(v(f)) for f in ("host_fs_base", "host_gs_base", "host_gdtr_base",
-                                                      "host_idtr_base", "host_tr_base"))
-          and canonical(v("host_rip"), 57 if v("host_cr4") & x86.X86_CR4_LA57 else 48)),
+    Check("H9", "host FS, GS, GDTR, IDTR and TR bases canonical at the host's address width; host RIP "
+                "canonical at the width HOST_CR4.LA57 gives L1",
+          lambda v, e: not any(x86.is_noncanonical_base_address(v(f), e.host_virt_addr_bits)
+                               for f in ("host_fs_base", "host_gs_base", "host_gdtr_base",
+                                         "host_idtr_base", "host_tr_base"))
+          and x86.is_canonical_address(v("host_rip"), x86.vcpu_virt_addr_bits(v("host_cr4"))),
+          kernel="nested_vmx_check_host_state(): CC(is_noncanonical_base_address(vmcs12->host_{fs,gs,gdtr,"
+                 "idtr,tr}_base, vcpu)) || CC(is_l1_noncanonical_address_on_vmexit(vmcs12->host_rip, vmcs12))"),
     Check("H10", "host EFER valid and LMA/LME matching the address-space size (with LOAD_IA32_EFER)",
           _host_efer_valid),
+    Check("H11", "host CET state (with LOAD_CET_STATE): S_CET valid for L1's CPUID, SSP 4-byte aligned, "
+                 "SSP table canonical; S_CET and SSP canonical (64-bit host) or bits 63:32 clear",
+          _host_cet_valid,
+          kernel="nested_vmx_check_host_state(): nested_vmx_check_cet_state_common(vcpu, vmcs12->host_s_cet, "
+                 "host_ssp, host_ssp_tbl), then is_noncanonical_msr_address() of host_s_cet and host_ssp "
+                 "(ia32e) or their bits 63:32"),
 )
 
 
 def _guest_cr0_valid(v, e):
+    """nested_guest_cr0_valid(): cr0_fixed1 = 0xffffffff, so bits 63:32 must be clear."""
     fixed0 = caps.CR0_FIXED0
     if e.unrestricted_guest and has2(v, d.SECONDARY_EXEC_UNRESTRICTED_GUEST):
         fixed0 &= ~(x86.X86_CR0_PE | x86.X86_CR0_PG)
-    return fixed_bits_valid(v("guest_cr0"), fixed0, x86.MASK64)
+    return fixed_bits_valid(v("guest_cr0"), fixed0, caps.CR0_FIXED1)
 
 
 def link_pointer_valid(v, e) -> bool:
@@ -326,6 +387,11 @@ GUEST_CHECKS = (
           or x86.pat_valid(v("guest_ia32_pat"))),
     Check("G5", "the VMCS link pointer is ~0 or points at a VMCS of the right kind",
           link_pointer_valid, d.ENTRY_FAIL_VMCS_LINK_PTR),
+    Check("G5b", "guest IA32_PERF_GLOBAL_CTRL sets no bit the vPMU reserves (with LOAD_IA32_PERF_GLOBAL_CTRL)",
+          lambda v, e: not v("vm_entry_controls") & d.VM_ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL
+          or x86.kvm_valid_perf_global_ctrl(e.global_ctrl_rsvd, v("guest_ia32_perf_global_ctrl")),
+          kernel="nested_vmx_check_guest_state(): (vm_entry_controls & VM_ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL) && "
+                 "CC(!kvm_valid_perf_global_ctrl(vcpu_to_pmu(vcpu), vmcs12->guest_ia32_perf_global_ctrl))"),
     Check("G6", "guest CR0.PG needs CR0.PE",
           lambda v, e: (v("guest_cr0") & (x86.X86_CR0_PG | x86.X86_CR0_PE)) != x86.X86_CR0_PG),
     Check("G7", "an IA-32e guest needs CR4.PAE and CR0.PG",
@@ -333,6 +399,19 @@ GUEST_CHECKS = (
           or (v("guest_cr4") & x86.X86_CR4_PAE and v("guest_cr0") & x86.X86_CR0_PG)),
     Check("G8", "guest EFER valid, LMA = IA-32e mode, LME = IA-32e mode when paging (with LOAD_IA32_EFER)",
           _guest_efer_valid),
+    Check("G8b", "guest BNDCFGS (with LOAD_BNDCFGS): bits 11:2 clear, base canonical at the host's width",
+          lambda v, e: not v("vm_entry_controls") & d.VM_ENTRY_LOAD_BNDCFGS
+          or not (_noncanon_msr(v("guest_bndcfgs") & x86.PAGE_MASK, e)
+                  or v("guest_bndcfgs") & d.MSR_IA32_BNDCFGS_RSVD),
+          kernel="nested_vmx_check_guest_state(): (vm_entry_controls & VM_ENTRY_LOAD_BNDCFGS) && "
+                 "(CC(is_noncanonical_msr_address(vmcs12->guest_bndcfgs & PAGE_MASK, vcpu)) || "
+                 "CC(vmcs12->guest_bndcfgs & MSR_IA32_BNDCFGS_RSVD))"),
+    Check("G8c", "guest CET state (with LOAD_CET_STATE): S_CET valid for L1's CPUID, SSP 4-byte aligned, "
+                 "SSP table canonical, SSP bits 63:N identical (N = the host's address width)",
+          _guest_cet_valid,
+          kernel="nested_vmx_check_guest_state(): nested_vmx_check_cet_state_common(vcpu, vmcs12->guest_s_cet, "
+                 "guest_ssp, guest_ssp_tbl), then CC(!__is_canonical_address(vmcs12->guest_ssp, "
+                 "max_host_virt_addr_bits() + 1))"),
     Check("G9", "guest activity state is ACTIVE, HLT or WAIT_SIPI",
           lambda v, e: v("guest_activity_state") in (0, 1, 3)),
 )

@@ -163,7 +163,19 @@ MSR_IA32_SYSENTER_ESP = 0x175
 MSR_IA32_SYSENTER_EIP = 0x176
 MSR_IA32_CR_PAT = 0x277
 MSR_EFER = 0xC0000080
+MSR_IA32_TSC = 0x10
+MSR_CORE_PERF_GLOBAL_CTRL = 0x38F      # also x86.MSR_CORE_PERF_GLOBAL_CTRL
+MSR_IA32_BNDCFGS = 0xD90
+MSR_IA32_BNDCFGS_RSVD = 0x00000FFC     # arch/x86/include/asm/msr-index.h
+X2APIC_ENABLE = 1 << 10                # IA32_APIC_BASE.EXTD (arch/x86/include/asm/apicdef.h)
+MSR_IA32_APICBASE_ENABLE = 1 << 11
+MSR_IA32_APICBASE_BSP = 1 << 8
+APIC_DEFAULT_PHYS_BASE = 0xFEE00000
 
-# MSRs the model holds values for; an entry naming another MSR fails to write.
+# MSRs whose values the model keeps in vcpu.msr.<index>.  kvm_emulate_msr_write() of these,
+# and of IA32_TSC (the TSC offsets), IA32_PAT (vcpu.arch.pat) and IA32_PERF_GLOBAL_CTRL
+# (vcpu.arch.pmu.global_ctrl), is modelled with KVM's own validity rules; an entry naming
+# any other MSR fails to write, as one KVM does not emulate does (KVM_MSR_RET_UNSUPPORTED).
 MODELLED_MSRS = (MSR_KERNEL_GS_BASE, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
                  MSR_TSC_AUX, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP)
+WRITABLE_MSRS = MODELLED_MSRS + (MSR_IA32_TSC, MSR_IA32_CR_PAT, MSR_CORE_PERF_GLOBAL_CTRL)

@@ -53,6 +53,7 @@ HOST_FIELDS = (
     ("host_ia32_pat", 64), ("host_rip", 64), ("host_rsp", 64), ("host_fs_base", 64),
     ("host_gs_base", 64), ("host_tr_base", 64), ("host_gdtr_base", 64), ("host_idtr_base", 64),
     ("host_ia32_sysenter_cs", 32), ("host_ia32_sysenter_esp", 64), ("host_ia32_sysenter_eip", 64),
+    ("host_ia32_perf_global_ctrl", 64), ("host_s_cet", 64), ("host_ssp", 64), ("host_ssp_tbl", 64),
 ) + tuple((f"host_{s}_selector", 16) for s in HOST_SELECTORS)
 GUEST_FIELDS = (
     ("guest_cr0", 64), ("guest_cr3", 64), ("guest_cr4", 64), ("guest_ia32_efer", 64),
@@ -62,6 +63,8 @@ GUEST_FIELDS = (
     ("guest_sysenter_esp", 64), ("guest_sysenter_eip", 64), ("guest_activity_state", 32),
     ("guest_interruptibility_info", 32),
     ("guest_pdptr0", 64), ("guest_pdptr1", 64), ("guest_pdptr2", 64), ("guest_pdptr3", 64),
+    ("guest_ia32_perf_global_ctrl", 64), ("guest_bndcfgs", 64),
+    ("guest_s_cet", 64), ("guest_ssp", 64), ("guest_ssp_tbl", 64),
 ) + tuple((f"guest_{s}_{p}", w) for s in SEGMENTS
           for p, w in (("selector", 16), ("base", 64), ("limit", 32), ("ar_bytes", 32)))
 EXIT_INFO_FIELDS = (("vm_instruction_error", 32), ("vm_exit_reason", 32), ("exit_qualification", 64),
@@ -77,11 +80,20 @@ FIELDS = {f.path: f for f in (
         B("l1.mov_ss_blocking", "VMLAUNCH sits in a MOV-SS shadow"),
         U("l1.efer", 64), U("l1.cr0", 64), U("l1.cr3", 64), U("l1.cr4", 64), U("l1.rip", 64),
         U("l1.rsp", 64), U("l1.rflags", 64), U("l1.pat", 64),
+        U("l1.apic_base", 64, "L1's IA32_APIC_BASE (vcpu->arch.apic_base); bit 10 (X2APIC_ENABLE) "
+                              "puts the APIC in x2APIC mode"),
         U("cpu.maxphyaddr", 8, "the guest's MAXPHYADDR"),
         B("cpu.ept", "host EPT (KVM's enable_ept)"),
         B("cpu.unrestricted_guest", "KVM's enable_unrestricted_guest"),
         B("cpu.vpid", "KVM's enable_vpid"),
         S("cpu.features", caps.FEATURES, "the CPUID features L1 sees"),
+        U("cpu.pmu_gp_counters", 5, "general-purpose counters of L1's vPMU (CPUID.0AH:EAX[15:8] after "
+                                    "KVM's clamp); with cpu.pmu_fixed_counters it fixes global_ctrl_rsvd"),
+        U("cpu.pmu_fixed_counters", 5, "fixed counters of L1's vPMU (CPUID.0AH:EDX[4:0] after KVM's clamp)"),
+        B("cpu.host_la57", "KVM itself supports 5-level paging (kvm_cpu_cap_has(X86_FEATURE_LA57)): "
+                           "max_host_virt_addr_bits() is 57; implied when cpu.features has LA57"),
+        U("cpu.host_tsc", 64, "the host TSC (rdtsc()) when KVM emulates a write of IA32_TSC; "
+                              "L1's TSC scaling ratio is the default (1:1)"),
         E("l2.exit", ("none", "VMCALL"), "what L2 does once it runs: nothing yet, or VMCALL"),
         B("cpu.vmcs02_vmfail", "the CPU itself VMfails vmcs02: a misconfiguration KVM's checks missed"),
     ])}
@@ -94,7 +106,14 @@ L1_CR0 = x86.X86_CR0_PG | x86.X86_CR0_WP | x86.X86_CR0_NE | x86.X86_CR0_ET | x86
 L1_CR4 = x86.X86_CR4_PAE | x86.X86_CR4_OSFXSR | x86.X86_CR4_OSXMMEXCPT | x86.X86_CR4_VMXE
 DEFAULT_PAT = 0x0007040600070406
 DEFAULT_FEATURES = frozenset({"VMX", "LM", "NX", "XSAVE", "SMEP", "SMAP", "FSGSBASE", "UMIP",
-                              "PCID"})
+                              "PCID", "RDTSCP"})
+# L1's vPMU (a modelling choice, not read from the kernel): a version-2 architectural PMU,
+# so IA32_PERF_GLOBAL_CTRL exists, with 8 general-purpose counters (KVM's Intel maximum) and
+# 3 fixed counters, what a typical vPMU reports.  intel_pmu_refresh() then sets
+# global_ctrl_rsvd to every bit but 7:0 and 34:32: x86.intel_global_ctrl_rsvd(8, 3).
+PMU_GP_COUNTERS = 8
+PMU_FIXED_COUNTERS = 3
+L1_APIC_BASE = defs.APIC_DEFAULT_PHYS_BASE | defs.MSR_IA32_APICBASE_ENABLE | defs.MSR_IA32_APICBASE_BSP
 CODE64_AR = 0xA09B
 DATA_AR = 0xC093
 CODE32_AR = 0xC09B
@@ -149,8 +168,11 @@ def _l1_and_machine() -> dict:
         "l1.mov_ss_blocking": False, "l1.efer": L1_EFER, "l1.cr0": L1_CR0, "l1.cr3": L1_CR3,
         "l1.cr4": L1_CR4, "l1.rip": L1_VMLAUNCH_RIP, "l1.rsp": 0x6FF000,
         "l1.rflags": x86.X86_EFLAGS_FIXED | x86.X86_EFLAGS_IF, "l1.pat": DEFAULT_PAT,
+        "l1.apic_base": L1_APIC_BASE,
         "cpu.maxphyaddr": 48, "cpu.ept": True, "cpu.unrestricted_guest": True, "cpu.vpid": True,
         "cpu.features": DEFAULT_FEATURES, "l2.exit": "none", "cpu.vmcs02_vmfail": False,
+        "cpu.pmu_gp_counters": PMU_GP_COUNTERS, "cpu.pmu_fixed_counters": PMU_FIXED_COUNTERS,
+        "cpu.host_la57": False, "cpu.host_tsc": 0,
     }
 
 

@@ -66,6 +66,10 @@ def initial_state(sc) -> dict:
         "vcpu.arch.dr7": x86.DR7_FIXED_1,
         "vcpu.arch.pat": v["l1.pat"],
         "vcpu.arch.mp_state": "RUNNABLE",
+        "vcpu.arch.apic_base": v["l1.apic_base"],
+        "vcpu.arch.ia32_tsc_adjust_msr": 0,
+        # kvm_pmu_refresh(): at RESET every general-purpose counter is enabled
+        "vcpu.arch.pmu.global_ctrl": (1 << v["cpu.pmu_gp_counters"]) - 1,
     })
     state.update(vcpu_state(v))
     state.update({f"vcpu.msr.{m:#x}": 0 for m in d.MODELLED_MSRS})

@@ -38,14 +38,29 @@ def step(id, function, file, phase, reads, writes, reason, manual="", title=""):
     return register
 
 
+def host_virt_addr_bits(ctx) -> int:
+    """max_host_virt_addr_bits(): 57 if KVM has LA57.  A vCPU can have LA57 in its CPUID only
+    when KVM supports it, so cpu.features containing LA57 implies cpu.host_la57."""
+    return x86.max_host_virt_addr_bits(ctx.get("cpu.host_la57") or "LA57" in ctx.get("cpu.features"))
+
+
+def global_ctrl_rsvd(ctx) -> int:
+    """vcpu_to_pmu(vcpu)->global_ctrl_rsvd of L1's vPMU (intel_pmu_refresh())."""
+    return x86.intel_global_ctrl_rsvd(ctx.get("cpu.pmu_gp_counters"), ctx.get("cpu.pmu_fixed_counters"))
+
+
+PMU_READS = ("cpu.pmu_gp_counters", "cpu.pmu_fixed_counters")
+
+
 def env(ctx) -> Env:
     return Env(ctx.get("cpu.maxphyaddr"), frozenset(ctx.get("cpu.features")), ctx.get("vcpu.arch.efer"),
                ctx.get("cpu.ept"), ctx.get("cpu.vpid"), ctx.get("cpu.unrestricted_guest"),
-               bool(ctx.get("vcpu.arch.nested_run_pending")), ctx._memory)
+               bool(ctx.get("vcpu.arch.nested_run_pending")), ctx._memory,
+               host_virt_addr_bits(ctx), global_ctrl_rsvd(ctx))
 
 
 ENV_READS = ("cpu.maxphyaddr", "cpu.features", "vcpu.arch.efer", "cpu.ept", "cpu.vpid",
-             "cpu.unrestricted_guest", "vcpu.arch.nested_run_pending")
+             "cpu.unrestricted_guest", "vcpu.arch.nested_run_pending", "cpu.host_la57") + PMU_READS
 
 
 def vmcs12(ctx):
@@ -134,10 +149,16 @@ def check_launch_state(ctx):
     return None
 
 
+def failure_text(failed) -> str:
+    """'H6b fails (required: ...; kernel: ...)' for a step's note."""
+    kernel = f"; {failed.kernel}" if failed.kernel else ""
+    return f"{failed.id} fails (required: {failed.text}{kernel})"
+
+
 def _check_list(ctx, checks, error):
     failed = first_failure(checks, vmcs12(ctx), env(ctx))
     if failed:
-        return _vmfail_with(ctx, error, f"{failed.id} fails (required: {failed.text})")
+        return _vmfail_with(ctx, error, failure_text(failed))
     ctx.note(f"{checks[0].id}..{checks[-1].id} pass")
     return None
 
@@ -288,7 +309,7 @@ def check_guest_state(ctx):
         return None
     ctx.set("vmx.local.exit_reason", d.VMX_EXIT_REASONS_FAILED_VMENTRY | d.EXIT_REASON_INVALID_STATE)
     ctx.set("vmcs12.exit_qualification", failed.qualification)
-    ctx.note(f"{failed.id} fails (required: {failed.text}): VM exit 33, qualification {failed.qualification}")
+    ctx.note(f"{failure_text(failed)}: VM exit 33, qualification {failed.qualification}")
     return "invalid"
 
 
@@ -494,17 +515,126 @@ def prep_guest_cr3(ctx):
     return None
 
 
+def has_perf_global_ctrl(ctx) -> bool:
+    """kvm_pmu_has_perf_global_ctrl(): the model's vPMU is version 2, so it always has the MSR."""
+    return True
+
+
+def write_perf_global_ctrl(ctx, field: str, control: int, controls: str) -> None:
+    """With the load control, __kvm_emulate_msr_write(MSR_CORE_PERF_GLOBAL_CTRL, vmcs12's value).
+
+    The value was vetted by the host/guest-state checks at VMLAUNCH, so KVM only
+    WARN_ON_ONCE()s a failure here."""
+    if not (ctx.get(controls) & control and has_perf_global_ctrl(ctx)):
+        return
+    value = ctx.get(field)
+    if not x86.kvm_valid_perf_global_ctrl(global_ctrl_rsvd(ctx), value):
+        ctx.note(f"WARN_ON_ONCE: kvm_pmu_set_msr() refuses IA32_PERF_GLOBAL_CTRL = {value:#x}")
+        return
+    ctx.set("vcpu.arch.pmu.global_ctrl", value)
+    ctx.note(f"IA32_PERF_GLOBAL_CTRL = {value:#x} ({field})")
+
+
 @step("vmx.prep.rsp_rip", "prepare_vmcs02", NESTED_C, "P10",
-      reads=("vmcs12.guest_rsp", "vmcs12.guest_rip"), writes=("vcpu.arch.rsp", "vcpu.rip"),
-      reason="L2's RSP and RIP last", manual=SDM_GUEST)
+      reads=("vmcs12.guest_rsp", "vmcs12.guest_rip", "vmcs12.vm_entry_controls",
+             "vmcs12.guest_ia32_perf_global_ctrl") + PMU_READS,
+      writes=("vcpu.arch.rsp", "vcpu.rip", "vcpu.arch.pmu.global_ctrl"),
+      reason="the tail of prepare_vmcs02(): IA32_PERF_GLOBAL_CTRL with LOAD_IA32_PERF_GLOBAL_CTRL "
+             "(whatever nested_run_pending says), then L2's RSP and RIP last", manual=SDM_GUEST)
 def prep_rsp_rip(ctx):
-    """kvm_rsp_write(guest_rsp), kvm_rip_write(guest_rip)."""
+    """PERF_GLOBAL_CTRL (LOAD_IA32_PERF_GLOBAL_CTRL), kvm_rsp_write(guest_rsp), kvm_rip_write(guest_rip)."""
+    # A failure here is WARN_ON_ONCE + ENTRY_FAIL_DEFAULT in the kernel; check G5b refused any
+    # such value first, so the upstream flow never gets here with one.
+    write_perf_global_ctrl(ctx, "vmcs12.guest_ia32_perf_global_ctrl", d.VM_ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL,
+                           "vmcs12.vm_entry_controls")
     ctx.set("vcpu.arch.rsp", ctx.get("vmcs12.guest_rsp"))
     ctx.set("vcpu.rip", ctx.get("vmcs12.guest_rip"))
     return None
 
 
 # --- MSR lists -------------------------------------------------------------
+
+def load_msr_check(ctx, index: int, reserved: int):
+    """nested_vmx_load_msr_check() with nested_vmx_msr_check_common(): why an entry is refused."""
+    if index in (d.MSR_FS_BASE, d.MSR_GS_BASE):
+        return "MSR_FS_BASE/MSR_GS_BASE may not be loaded from the list"
+    if index == d.MSR_IA32_SMM_MONITOR_CTL:
+        return "SMM is not supported"
+    if ctx.get("vcpu.arch.apic_base") & d.X2APIC_ENABLE and index >> 8 == 0x8:
+        return "an x2APIC MSR while L1's APIC is in x2APIC mode"
+    if index in (d.MSR_IA32_UCODE_WRITE, d.MSR_IA32_UCODE_REV):
+        return "a microcode MSR (SDM table 35-2)"
+    if reserved:
+        return f"reserved bits 63:32 of the entry's first word are {reserved:#x}"
+    return None
+
+
+def _write_tsc(ctx, value: int) -> None:
+    """kvm_set_msr_common(MSR_IA32_TSC), not host-initiated: L1's TSC becomes `value`.
+
+    adj = kvm_compute_l1_tsc_offset(value) - l1_tsc_offset; adjust_tsc_offset_guest(adj)
+    -> kvm_vcpu_write_tsc_offset(l1_tsc_offset + adj), which in guest mode adds L2's offset
+    back (kvm_calc_nested_tsc_offset()) and writes TSC_OFFSET of the current VMCS."""
+    l1_offset = (value - ctx.get("cpu.host_tsc")) & x86.MASK64     # kvm_compute_l1_tsc_offset(), ratio 1:1
+    adj = (l1_offset - ctx.get("vcpu.arch.l1_tsc_offset")) & x86.MASK64
+    ctx.set("vcpu.arch.l1_tsc_offset", l1_offset)
+    offset = l1_offset
+    if ctx.get("vcpu.guest_mode") and ctx.get("vmcs12.cpu_based_vm_exec_control") & d.CPU_BASED_USE_TSC_OFFSETTING:
+        offset = (offset + ctx.get("vmcs12.tsc_offset")) & x86.MASK64     # vmx_get_l2_tsc_offset()
+    ctx.set("vcpu.arch.tsc_offset", offset)
+    ctx.set("vmx->loaded_vmcs.tsc_offset", offset)
+    ctx.set("vcpu.arch.ia32_tsc_adjust_msr", (ctx.get("vcpu.arch.ia32_tsc_adjust_msr") + adj) & x86.MASK64)
+
+
+def emulate_msr_write(ctx, index: int, value: int):
+    """kvm_emulate_msr_write(): __kvm_set_msr(), then vmx_set_msr() / kvm_set_msr_common().
+
+    Returns None when the MSR was written, else why the write fails.  Only the MSRs of
+    d.WRITABLE_MSRS are emulated; any other index fails as an MSR KVM does not emulate."""
+    bits = host_virt_addr_bits(ctx)
+    guest_mode = ctx.get("vcpu.guest_mode")
+    if index >> 8 == 0x8:
+        return "kvm_x2apic_msr_write() fails: L1's APIC is not in x2APIC mode"
+    if index not in d.WRITABLE_MSRS:
+        return "not an MSR this model's vCPU emulates (KVM_MSR_RET_UNSUPPORTED)"
+    if index in (d.MSR_KERNEL_GS_BASE, d.MSR_LSTAR, d.MSR_CSTAR):
+        if x86.is_noncanonical_msr_address(value, bits):
+            return f"__kvm_set_msr(): {value:#x} is not canonical at {bits} bits"
+    elif index in (d.MSR_IA32_SYSENTER_ESP, d.MSR_IA32_SYSENTER_EIP):
+        value = x86.canonical_address(value, bits)        # __kvm_set_msr() makes it canonical
+        if guest_mode:
+            if "LM" not in ctx.get("cpu.features"):       # nested_vmx_truncate_sysenter_addr()
+                value &= 0xFFFFFFFF
+            field = "guest_sysenter_esp" if index == d.MSR_IA32_SYSENTER_ESP else "guest_sysenter_eip"
+            ctx.set(f"vmcs12.{field}", value)             # vmx_set_msr() keeps vmcs12 in step
+    elif index == d.MSR_IA32_SYSENTER_CS:
+        value &= 0xFFFFFFFF
+        if guest_mode:
+            ctx.set("vmcs12.guest_sysenter_cs", value)
+    elif index == d.MSR_TSC_AUX:
+        if not {"RDTSCP", "RDPID"} & set(ctx.get("cpu.features")):
+            return "__kvm_set_msr(): MSR_TSC_AUX without RDTSCP or RDPID in L1's CPUID"
+        if value >> 32:
+            return "__kvm_set_msr(): MSR_TSC_AUX bits 63:32 are reserved on an Intel vCPU"
+    elif index == d.MSR_IA32_CR_PAT:
+        if not x86.pat_valid(value):
+            return f"kvm_set_msr_common(): {value:#x} is not a valid PAT (kvm_pat_valid())"
+        ctx.set("vcpu.arch.pat", value)
+        if guest_mode and ctx.get("vmcs12.vm_exit_controls") & d.VM_EXIT_SAVE_IA32_PAT:
+            ctx.set("vmcs12.guest_ia32_pat", value)      # vmx_set_msr()
+        return None
+    elif index == d.MSR_CORE_PERF_GLOBAL_CTRL:
+        rsvd = global_ctrl_rsvd(ctx)
+        if not x86.kvm_valid_perf_global_ctrl(rsvd, value):
+            return f"kvm_pmu_set_msr(): reserved bits {value & rsvd:#x} (kvm_valid_perf_global_ctrl())"
+        ctx.set("vcpu.arch.pmu.global_ctrl", value)
+        return None
+    elif index == d.MSR_IA32_TSC:
+        _write_tsc(ctx, value)
+        return None
+    ctx.set(f"vcpu.msr.{index:#x}", value)
+    return None
+
 
 def load_msr_list(ctx, addr_field, count_field):
     """nested_vmx_load_msr(): 0, or the 1-based index of the entry that failed."""
@@ -517,23 +647,29 @@ def load_msr_list(ctx, addr_field, count_field):
             ctx.note(f"entry {i + 1} at {addr + 16 * i:#x} cannot be read")
             return i + 1
         index, reserved = low & 0xFFFFFFFF, low >> 32
-        if index in (d.MSR_FS_BASE, d.MSR_GS_BASE, d.MSR_IA32_SMM_MONITOR_CTL, d.MSR_IA32_UCODE_WRITE,
-                     d.MSR_IA32_UCODE_REV) or reserved:
-            ctx.note(f"entry {i + 1} ({index:#x}) is refused by nested_vmx_load_msr_check()")
+        refused = load_msr_check(ctx, index, reserved)
+        if refused:
+            ctx.note(f"entry {i + 1} ({index:#x}) is refused by nested_vmx_load_msr_check(): {refused}")
             return i + 1
-        if index not in d.MODELLED_MSRS:
-            ctx.note(f"entry {i + 1}: writing MSR {index:#x} fails (not an MSR this vCPU has)")
+        failed = emulate_msr_write(ctx, index, value)
+        if failed:
+            ctx.note(f"entry {i + 1}: writing MSR {index:#x} = {value:#x} fails: {failed}")
             return i + 1
-        ctx.set(f"vcpu.msr.{index:#x}", value)
         ctx.note(f"entry {i + 1}: MSR {index:#x} = {value:#x}")
     return 0
 
 
-MSR_WRITES = tuple(f"vcpu.msr.{m:#x}" for m in d.MODELLED_MSRS)
+MSR_READS = ("guest_memory", "vcpu.arch.apic_base", "vcpu.guest_mode", "cpu.features", "cpu.host_la57",
+             "cpu.host_tsc", "vcpu.arch.l1_tsc_offset", "vcpu.arch.ia32_tsc_adjust_msr",
+             "vmcs12.cpu_based_vm_exec_control", "vmcs12.tsc_offset", "vmcs12.vm_exit_controls") + PMU_READS
+MSR_WRITES = tuple(f"vcpu.msr.{m:#x}" for m in d.MODELLED_MSRS) + (
+    "vcpu.arch.pat", "vcpu.arch.pmu.global_ctrl", "vcpu.arch.l1_tsc_offset", "vcpu.arch.tsc_offset",
+    "vcpu.arch.ia32_tsc_adjust_msr", "vmx->loaded_vmcs.tsc_offset", "vmcs12.guest_ia32_pat",
+    "vmcs12.guest_sysenter_cs", "vmcs12.guest_sysenter_esp", "vmcs12.guest_sysenter_eip")
 
 
 @step("vmx.enter.load_msr", "nested_vmx_load_msr", NESTED_C, "P13",
-      reads=("vmcs12.vm_entry_msr_load_addr", "vmcs12.vm_entry_msr_load_count", "guest_memory"),
+      reads=("vmcs12.vm_entry_msr_load_addr", "vmcs12.vm_entry_msr_load_count") + MSR_READS,
       writes=MSR_WRITES + ("vmcs12.exit_qualification", "vmx.local.exit_reason"),
       reason="MSRs load after all guest state, in L2's context; entries before a failing one "
              "stay written", manual=SDM_MSR)
@@ -679,19 +815,24 @@ step("vmx.host.tlb_flush", "nested_vmx_transition_tlb_flush", NESTED_C, "P11",
 
 
 @step("vmx.host.pat_dr7", "load_vmcs12_host_state", NESTED_C, "P10",
-      reads=("vmcs12.vm_exit_controls", "vmcs12.host_ia32_pat"),
-      writes=("vcpu.arch.pat", "vcpu.arch.dr7"),
-      reason="host PAT with LOAD_IA32_PAT; DR7 = 0x400 on every VM exit", manual=SDM_EXIT)
+      reads=("vmcs12.vm_exit_controls", "vmcs12.host_ia32_pat", "vmcs12.host_ia32_perf_global_ctrl")
+      + PMU_READS,
+      writes=("vcpu.arch.pat", "vcpu.arch.pmu.global_ctrl", "vcpu.arch.dr7"),
+      reason="host PAT with LOAD_IA32_PAT, host PERF_GLOBAL_CTRL with LOAD_IA32_PERF_GLOBAL_CTRL "
+             "(both checked at VMLAUNCH); DR7 = 0x400 on every VM exit", manual=SDM_EXIT)
 def host_pat_dr7(ctx):
-    """PAT from host_ia32_pat (LOAD_IA32_PAT); DR7 = 0x400."""
+    """PAT (LOAD_IA32_PAT), PERF_GLOBAL_CTRL (LOAD_IA32_PERF_GLOBAL_CTRL); DR7 = 0x400."""
     if ctx.get("vmcs12.vm_exit_controls") & d.VM_EXIT_LOAD_IA32_PAT:
         ctx.set("vcpu.arch.pat", ctx.get("vmcs12.host_ia32_pat"))
+    write_perf_global_ctrl(ctx, "vmcs12.host_ia32_perf_global_ctrl", d.VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL,
+                           "vmcs12.vm_exit_controls")
+    # (the host segment registers, loaded here in the kernel, are not modelled)
     ctx.set("vcpu.arch.dr7", x86.DR7_FIXED_1)
     return None
 
 
 @step("vmx.host.exit_msr_load", "nested_vmx_load_msr", NESTED_C, "P13",
-      reads=("vmcs12.vm_exit_msr_load_addr", "vmcs12.vm_exit_msr_load_count", "guest_memory"),
+      reads=("vmcs12.vm_exit_msr_load_addr", "vmcs12.vm_exit_msr_load_count") + MSR_READS,
       writes=MSR_WRITES, reason="the VM-exit MSR-load list is the last part of L1's host state",
       manual=SDM_EXIT)
 def load_exit_msrs(ctx):
@@ -703,12 +844,14 @@ def load_exit_msrs(ctx):
 
 # --- L2 runs; a VM exit goes back to L1 -----------------------------------------
 
-def hardware_entry_failure(v, maxphyaddr, pae_ept):
-    """What the CPU itself rejects when it enters vmcs02 (a subset of SDM 27.3.1)."""
+def hardware_entry_failure(v, maxphyaddr, pae_ept, virt_addr_bits=48):
+    """What the CPU itself rejects when it enters vmcs02 (a subset of SDM 27.3.1); canonical
+    means canonical at the CPU's linear-address width (57 bits on an LA57 host)."""
     rflags = v("guest_rflags")
     if not rflags & x86.X86_EFLAGS_FIXED or rflags & (x86.rsvd_bits(22, 63) | 1 << 15 | 1 << 5 | 1 << 3):
         return "guest RFLAGS reserved bits (bit 1 must be 1)", d.ENTRY_FAIL_DEFAULT
-    if not (canonical(v("guest_sysenter_esp")) and canonical(v("guest_sysenter_eip"))):
+    if not (canonical(v("guest_sysenter_esp"), virt_addr_bits)
+            and canonical(v("guest_sysenter_eip"), virt_addr_bits)):
         return "guest SYSENTER_ESP/EIP not canonical", d.ENTRY_FAIL_DEFAULT
     if not v("guest_ldtr_ar_bytes") & d.VMX_AR_UNUSABLE_MASK and v("guest_ldtr_selector") & 4:
         return "a usable LDTR with the TI flag set", d.ENTRY_FAIL_DEFAULT
@@ -722,7 +865,7 @@ def hardware_entry_failure(v, maxphyaddr, pae_ept):
 
 @step("vmx.l2.vcpu_run", "vmx_vcpu_run", VMX_C, "P15",
       reads=("vmcs12.*", "l2.exit", "cpu.maxphyaddr", "vcpu.arch.cr0", "vcpu.arch.cr4",
-             "vcpu.arch.efer", "vcpu.rip", "cpu.vmcs02_vmfail"),
+             "vcpu.arch.efer", "vcpu.rip", "cpu.vmcs02_vmfail", "cpu.host_la57", "cpu.features"),
       writes=("vcpu.arch.nested_run_pending", "vmcs02.vm_exit_reason", "vmcs02.exit_qualification",
               "vcpu.requests"),
       reason="the CPU enters vmcs02 and makes its own checks; only after this first run is "
@@ -736,7 +879,7 @@ def l2_vcpu_run(ctx):
     if ctx.get("cpu.vmcs02_vmfail"):
         ctx.note("the CPU VMfails vmcs02 (error 7): a misconfiguration KVM's checks missed")
         return "hw_vmfail"
-    failure = hardware_entry_failure(vmcs12(ctx), ctx.get("cpu.maxphyaddr"), pae_ept)
+    failure = hardware_entry_failure(vmcs12(ctx), ctx.get("cpu.maxphyaddr"), pae_ept, host_virt_addr_bits(ctx))
     if failure:
         why, qual = failure
         ctx.set("vmcs02.vm_exit_reason", d.VMX_EXIT_REASONS_FAILED_VMENTRY | d.EXIT_REASON_INVALID_STATE)
