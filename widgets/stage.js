@@ -214,8 +214,8 @@ function skeleton() {
   <span class="nvs-count"></span>
   <select class="nvs-jump" aria-label="jump to a step"></select>
   <select class="nvs-speed" aria-label="speed">${speeds}</select>
-  <label title="every field of every structure"><input type="checkbox" class="nvs-all"> every field</label>
-  <label title="text of at least 20 px for a projector"><input type="checkbox" class="nvs-pres"> presenter</label>
+  <label class="nvs-alllabel" title="every field of every structure"><input type="checkbox" class="nvs-all"> every field</label>
+  <label class="nvs-preslabel" title="text of at least 20 px for a projector"><input type="checkbox" class="nvs-pres"> presenter</label>
 </div>
 <div class="nvs-main"><div class="nvs-card"></div><div class="nvs-state"></div></div>
 <div class="nvs-pos"><div class="nvs-chain"></div><button class="nvs-flowbtn" aria-expanded="false">flow diagram \u25be</button></div>
