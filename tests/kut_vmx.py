@@ -310,15 +310,9 @@ class Sim:
 
 
 # --- model gaps (what the model cannot express or gets wrong), by area ----------------------
-GAP_VTPR = ("vTPR: the CPU's check of the TPR threshold against the vTPR in the virtual-APIC page "
-            "(VMfail on vmcs02, then KVM's late VMfail 7) is not modelled; the model reads no vTPR")
-GAP_SEG_KVM = ("guest segments: vmx_guest_state_valid() is modelled only for CR0.PE; its protected-mode "
-               "segment checks (cs_ss_rpl_check(), tr_valid(), ...) that KVM runs for an L2 without "
-               "unrestricted guest are not")
-GAP_SEG_CPU = ("guest segments: the CPU's checks of guest segment bases on vmcs02 (SDM 27.3.1.2) are not "
-               "among the model's hardware checks (RFLAGS, SYSENTER, LDTR.TI, PDPTEs)")
-GAP_DT_CPU = ("guest descriptor tables: the CPU's checks of GDTR/IDTR bases and limits on vmcs02 "
-              "(SDM 27.3.1.3) are not among the model's hardware checks")
+# None open: the vTPR check (SDM 27.2.1.1, late VMfail 7), __vmx_guest_state_valid()'s
+# protected-mode segment checks, and the CPU's segment-base and GDTR/IDTR checks (SDM 27.3.1.2,
+# 27.3.1.3) were closed in the model; a new gap passes gap="<area>: <why>" to emit().
 
 
 # --- vmx_controls_test -----------------------------------------------------------------------
@@ -663,7 +657,7 @@ def test_tpr_threshold(s):
         if ok:
             s.valid(tag, c)
         else:
-            s.emit(tag, c, "vmfail_valid:7", None, k_vtpr, None, "cpu", gap=GAP_VTPR)
+            s.emit(tag, c, "vmfail_valid:7", None, k_vtpr, "vmx.l2.vcpu_run", "cpu")
 
     def try_thr(thr):
         p, sec = s.r(CPU0), s.r(CPU1)
@@ -1439,8 +1433,8 @@ def vmx_guest_state_area_test(out):
 
     s.at("test_canonical", "5831-5857, 8140-8172, 8631-8677", "guest GDTR and IDTR")
     k_dt = cpu("27.3.1.3", "the GDTR and IDTR base-address fields must be canonical")
-    test_canonical(s, GUEST_BASE_GDTR, "GUEST_BASE_GDTR", False, k_dt, None, "cpu", GAP_DT_CPU)
-    test_canonical(s, GUEST_BASE_IDTR, "GUEST_BASE_IDTR", False, k_dt, None, "cpu", GAP_DT_CPU)
+    test_canonical(s, GUEST_BASE_GDTR, "GUEST_BASE_GDTR", False, k_dt, "hw:other", "cpu")
+    test_canonical(s, GUEST_BASE_IDTR, "GUEST_BASE_IDTR", False, k_dt, "hw:other", "cpu")
     s.at("GDTR and IDTR limit loops", "5831-5857, 8631-8677")
     k_lim = cpu("27.3.1.3", "bits 31:16 of the GDTR and IDTR limit fields must be 0")
     for fld, name in ((GUEST_LIMIT_GDTR, "GUEST_LIMIT_GDTR"), (GUEST_LIMIT_IDTR, "GUEST_LIMIT_IDTR")):
@@ -1448,8 +1442,7 @@ def vmx_guest_state_area_test(out):
         for i in range(16, 32):
             tmp = saved | 1 << i
             s.w(fld, tmp)
-            s.exit33(f"{name.lower().replace('_', '-')}-bit{i}", f"{name} = {tmp:#x}", k_lim, None, "cpu",
-                     gap=GAP_DT_CPU)
+            s.exit33(f"{name.lower().replace('_', '-')}-bit{i}", f"{name} = {tmp:#x}", k_lim, "hw:other", "cpu")
         s.w(fld, saved)
 
 
@@ -1466,7 +1459,7 @@ def test_guest_segment_sel_fields(s):
                 "(SDM 27.3.1.2) would say the same")
     sel_saved = s.r(GUEST_SEL("tr"))
     s.w(GUEST_SEL("tr"), sel_saved | GUEST_SEG_SEL_TI_MASK)
-    s.exit33("guest-sel-tr-ti", "GUEST_SEL_TR = saved | TI", k_tr, None, notes=note_kvm, gap=GAP_SEG_KVM)
+    s.exit33("guest-sel-tr-ti", "GUEST_SEL_TR = saved | TI", k_tr, "vmx.prep.guest_state_valid", notes=note_kvm)
     s.w(GUEST_SEL("tr"), sel_saved)
 
     sel_saved, ar_saved = s.r(GUEST_SEL("ldtr")), s.r(GUEST_AR("ldtr"))
@@ -1477,8 +1470,8 @@ def test_guest_segment_sel_fields(s):
     s.valid("guest-sel-ldtr-unusable-no-ti", "LDTR unusable; GUEST_SEL_LDTR = saved & ~TI")
     s.w(GUEST_AR("ldtr"), ar_saved & ~GUEST_SEG_UNUSABLE_MASK)
     s.w(GUEST_SEL("ldtr"), sel_saved | GUEST_SEG_SEL_TI_MASK)
-    s.exit33("guest-sel-ldtr-usable-ti", "LDTR usable; GUEST_SEL_LDTR = saved | TI", k_ldtr, "hw:ldtr",
-             notes=note_kvm + "; the model finds it in its CPU check of vmcs02 instead (same exit and qualification)")
+    s.exit33("guest-sel-ldtr-usable-ti", "LDTR usable; GUEST_SEL_LDTR = saved | TI", k_ldtr,
+             "vmx.prep.guest_state_valid", notes=note_kvm)
     s.w(GUEST_SEL("ldtr"), sel_saved & ~GUEST_SEG_SEL_TI_MASK)
     s.valid("guest-sel-ldtr-usable-no-ti", "LDTR usable; GUEST_SEL_LDTR = saved & ~TI")
     s.w(GUEST_AR("ldtr"), ar_saved)
@@ -1497,7 +1490,7 @@ def test_guest_segment_sel_fields(s):
         if ok:
             s.valid(tag, c, notes)
         else:
-            s.exit33(tag, c, k_ss, None, notes=note_kvm + (("; " + notes) if notes else ""), gap=GAP_SEG_KVM)
+            s.exit33(tag, c, k_ss, "vmx.prep.guest_state_valid", notes=note_kvm + (("; " + notes) if notes else ""))
 
     usable = not ar_saved & GUEST_SEG_UNUSABLE_MASK
     ss("guest-sel-ss-rpl-mismatch", bad, False, usable, False)
@@ -1539,7 +1532,7 @@ def test_guest_segment_base_addr_fields(s):
         s.w(GUEST_BASE(seg), NONCANONICAL)
         c = f"GUEST_BASE_{seg.upper()} = NONCANONICAL"
         if xfail:
-            s.exit33(tag, c, k_canon, None, "cpu", gap=GAP_SEG_CPU)
+            s.exit33(tag, c, k_canon, "hw:ldtr" if seg == "ldtr" else "hw:other", "cpu")
         else:
             s.valid(tag, c, "an unusable LDTR's base is not checked")
         s.w(GUEST_BASE(seg), saved)
@@ -1550,7 +1543,7 @@ def test_guest_segment_base_addr_fields(s):
             s.w(GUEST_BASE(seg), saved | 1 << i)
             c = f"GUEST_BASE_{seg.upper()} = saved | (1ull << {i})"
             if xfail:
-                s.exit33(f"{tag}-bit{i}", c, k_upper, None, "cpu", gap=GAP_SEG_CPU)
+                s.exit33(f"{tag}-bit{i}", c, k_upper, "hw:other", "cpu")
             else:
                 s.valid(f"{tag}-bit{i}", c, "an unusable segment's base is not checked")
         s.w(GUEST_BASE(seg), saved)

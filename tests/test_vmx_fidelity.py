@@ -14,6 +14,14 @@ qualification, where in the flow) and a neighbouring value that passes:
    through kvm_emulate_msr_write() (VM exit 34, qualification = index + 1).
 5. BNDCFGS and CET state: nested_vmx_check_guest_state() / nested_vmx_check_host_state() and
    nested_vmx_check_cet_state_common().
+6. Without unrestricted guest, prepare_vmcs02()'s vmx_guest_state_valid() ->
+   __vmx_guest_state_valid() (arch/x86/kvm/vmx/vmx.c): cs_ss_rpl_check(), code_segment_valid(),
+   stack_segment_valid(), data_segment_valid(), tr_valid(), ldtr_valid() (VM exit 33,
+   qualification 0, after guest mode was entered).
+7. The CPU's checks of vmcs02 KVM leaves to hardware and reflects (VM exit 33): segment bases
+   (SDM 27.3.1.2) and GDTR/IDTR bases and limits (SDM 27.3.1.3).
+8. The CPU's TPR-threshold check against the vTPR (SDM 27.2.1.1), which KVM makes only with
+   warn_on_missed_cc: a late VMfail 7.
 """
 
 import pytest
@@ -432,3 +440,199 @@ def test_every_new_check_quotes_its_kernel_condition():
     new = {"H1", "H5", "H6b", "H9", "H11", "G5b", "G8b", "G8c"}
     cited = {c.id: c.kernel for c in HOST_CHECKS + GUEST_CHECKS if c.id in new}
     assert set(cited) == new and all("nested_vmx_check_" in k for k in cited.values())
+
+
+# --- 6. __vmx_guest_state_valid(): KVM's own segment checks without unrestricted guest --------
+# prepare_vmcs02(): if (CC(from_vmentry && !vmx_guest_state_valid(vcpu))) { *entry_failure_code =
+# ENTRY_FAIL_DEFAULT; return -EINVAL; }: after enter_guest_mode(), so the late failure path.
+
+from nsvm_model.vmx.scenarios import EPT_ON, L1_VMLAUNCH_RIP   # noqa: E402
+
+NONCANONICAL = 0xAAAA_AAAA_AAAA_AAAA
+URG_ON = {**EPT_ON, "vmcs12.secondary_vm_exec_control": d.SECONDARY_EXEC_ENABLE_EPT
+          | d.SECONDARY_EXEC_UNRESTRICTED_GUEST}
+
+
+def assert_guest_state_invalid(t, kernel_check):
+    assert t.outcome == "vmexit:33" and t.failure == "late", (t.outcome, t.failure)
+    f = t.final
+    assert f["vmcs12.vm_exit_reason"] == d.VMX_EXIT_REASONS_FAILED_VMENTRY | d.EXIT_REASON_INVALID_STATE
+    assert f["vmcs12.exit_qualification"] == d.ENTRY_FAIL_DEFAULT
+    note = failing_check(t, "vmx.prep.guest_state_valid")
+    assert f"{kernel_check} fails" in note, note
+    # KVM's nested_vmx_check_guest_state() passed; the failure comes after enter_guest_mode()
+    assert "vmx.enter.enter_guest_mode" in t.step_ids and "vmx.fail.leave_guest_mode" in t.step_ids
+    assert f["vcpu.rip"] == L1_HOST_RIP and f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
+
+
+@pytest.mark.parametrize("bad,good,kernel_check", [
+    # SS.RPL 3 against CS.RPL 0; both RPL 3 (and DPL 3) pass
+    ({"vmcs12.guest_ss_selector": 0x13},
+     {"vmcs12.guest_ss_selector": 0x13, "vmcs12.guest_ss_ar_bytes": 0xC0F3,
+      "vmcs12.guest_cs_selector": 0x0B, "vmcs12.guest_cs_ar_bytes": 0xA0FB}, "cs_ss_rpl_check()"),
+    # a conforming code segment may have DPL < RPL, not DPL > RPL; a nonconforming one DPL == RPL
+    ({"vmcs12.guest_cs_ar_bytes": 0xA0BF}, {"vmcs12.guest_cs_ar_bytes": 0xA09F}, "code_segment_valid()"),
+    ({"vmcs12.guest_cs_ar_bytes": 0xA0BB}, {"vmcs12.guest_cs_ar_bytes": 0xA09B}, "code_segment_valid()"),
+    ({"vmcs12.guest_cs_ar_bytes": 0xA09A}, {"vmcs12.guest_cs_ar_bytes": 0xA09B}, "code_segment_valid()"),
+    ({"vmcs12.guest_cs_ar_bytes": 0x1A09B}, {"vmcs12.guest_cs_ar_bytes": 0xA09B}, "code_segment_valid()"),
+    # SS: type 3 or 7, DPL == RPL; an unusable SS is not checked
+    ({"vmcs12.guest_ss_ar_bytes": 0xC091}, {"vmcs12.guest_ss_ar_bytes": 0xC097}, "stack_segment_valid()"),
+    ({"vmcs12.guest_ss_ar_bytes": 0xC0B3}, {"vmcs12.guest_ss_ar_bytes": 0x1C0B3}, "stack_segment_valid()"),
+    # DS: DPL >= RPL unless a conforming code segment; S must be 1
+    ({"vmcs12.guest_ds_selector": 0x13},
+     {"vmcs12.guest_ds_selector": 0x13, "vmcs12.guest_ds_ar_bytes": 0xC09F}, "data_segment_valid(DS)"),
+    ({"vmcs12.guest_gs_ar_bytes": 0xC083}, {"vmcs12.guest_gs_ar_bytes": 0x1C083}, "data_segment_valid(GS)"),
+    # TR: usable, TI clear, type 3 or 11
+    ({"vmcs12.guest_tr_selector": 0x4C}, {"vmcs12.guest_tr_selector": 0x48}, "tr_valid()"),
+    ({"vmcs12.guest_tr_ar_bytes": 0x89}, {"vmcs12.guest_tr_ar_bytes": 0x8B}, "tr_valid()"),
+    ({"vmcs12.guest_tr_ar_bytes": 0x1008B}, {"vmcs12.guest_tr_ar_bytes": 0x8B}, "tr_valid()"),
+    # LDTR: if usable, TI clear and type 2
+    ({"vmcs12.guest_ldtr_ar_bytes": 0x83}, {"vmcs12.guest_ldtr_ar_bytes": 0x10083}, "ldtr_valid()"),
+    ({"vmcs12.guest_ldtr_selector": 0x4}, {"vmcs12.guest_ldtr_selector": 0x8}, "ldtr_valid()"),
+])
+def test_vmx_guest_state_valid_fails_as_kvm_and_its_neighbour_passes(bad, good, kernel_check):
+    assert_guest_state_invalid(run(bad), kernel_check)
+    t = run(good)
+    assert t.outcome == "l2_runs", (t.outcome, [s.notes for s in t.steps if s.label])
+
+
+def test_the_protected_mode_checks_run_in_the_kernels_order():
+    # a TR with TI set and an SS.RPL mismatch: cs_ss_rpl_check() comes first
+    t = run({"vmcs12.guest_tr_selector": 0x4C, "vmcs12.guest_ss_selector": 0x13})
+    assert_guest_state_invalid(t, "cs_ss_rpl_check()")
+    t = run({"vmcs12.guest_tr_selector": 0x4C, "vmcs12.guest_ldtr_selector": 0x4})
+    assert_guest_state_invalid(t, "tr_valid()")
+
+
+def test_rflags_vm_takes_the_real_mode_checks():
+    # is_protmode() but RFLAGS.VM: rmode_segment_valid() on CS first (base != selector << 4)
+    t = run({"vmcs12.guest_rflags": x86.X86_EFLAGS_FIXED | x86.X86_EFLAGS_VM})
+    assert_guest_state_invalid(t, "rmode_segment_valid(CS)")
+
+
+def test_unrestricted_guest_skips_the_segment_checks():
+    bad = {"vmcs12.guest_ss_selector": 0x13, "vmcs12.guest_tr_selector": 0x4C}
+    t = run({**URG_ON, **bad})
+    assert t.outcome == "l2_runs" and "vmx.prep.guest_state_valid" in t.step_ids
+    assert run({**URG_ON, **bad, "cpu.unrestricted_guest": False}).outcome != "l2_runs"
+
+
+@SETTINGS
+@given(rpl=st.integers(0, 3), dpl=st.integers(0, 3), typ=st.integers(0, 15), s=st.booleans(),
+       unusable=st.booleans())
+def test_data_segment_valid_property(rpl, dpl, typ, s, unusable):
+    ar = typ | s << 4 | dpl << 5 | 1 << 7 | 0xC000 | unusable << 16
+    t = run({"vmcs12.guest_es_selector": 0x10 | rpl, "vmcs12.guest_es_ar_bytes": ar})
+    ok = unusable or (s and not (~typ & 0xC and dpl < rpl))
+    assert (t.outcome == "l2_runs") == bool(ok), (t.outcome, hex(ar), rpl)
+    if not ok:
+        assert_guest_state_invalid(t, "data_segment_valid(ES)")
+
+
+# --- 7. The CPU's checks of guest segment bases and descriptor tables on vmcs02 ---------------
+# SDM vol. 3C 27.3.1.2 and 27.3.1.3: KVM checks none of them; the CPU fails vmcs02 and
+# nested_vmx_reflect_vmexit() reflects the failed VM entry (exit 33, qualification 0).
+
+def assert_cpu_rejects(t, why):
+    assert t.outcome == "vmexit:33", (t.outcome, [s.notes for s in t.steps if s.label])
+    f = t.final
+    assert f["vmcs12.vm_exit_reason"] == d.VMX_EXIT_REASONS_FAILED_VMENTRY | d.EXIT_REASON_INVALID_STATE
+    assert f["vmcs12.exit_qualification"] == d.ENTRY_FAIL_DEFAULT
+    note = failing_check(t, "vmx.l2.vcpu_run")
+    assert "rejects vmcs02" in note and why in note, note
+    assert "vmx.prep.guest_state_valid" in t.step_ids and f["vcpu.rip"] == L1_HOST_RIP
+
+
+@pytest.mark.parametrize("bad,good,why", [
+    ({"vmcs12.guest_tr_base": NONCANONICAL}, {"vmcs12.guest_tr_base": 0xFFFF_8000_0000_0000}, "TR base"),
+    ({"vmcs12.guest_fs_base": 0x0000_8000_0000_0000}, {"vmcs12.guest_fs_base": 0x0000_7FFF_FFFF_FFFF}, "FS base"),
+    ({"vmcs12.guest_gs_base": NONCANONICAL}, {"vmcs12.guest_gs_base": 0xFFFF_FFFF_FFFF_F000}, "GS base"),
+    ({"vmcs12.guest_ldtr_base": NONCANONICAL},
+     {"vmcs12.guest_ldtr_base": NONCANONICAL, "vmcs12.guest_ldtr_ar_bytes": 0x10082}, "LDTR whose base"),
+    ({"vmcs12.guest_cs_base": 1 << 32}, {"vmcs12.guest_cs_base": 0xFFFF_FFFF}, "CS base bits 63:32"),
+    ({"vmcs12.guest_ss_base": 1 << 60},
+     {"vmcs12.guest_ss_base": 1 << 60, "vmcs12.guest_ss_ar_bytes": 0x1C093}, "SS base bits 63:32"),
+    ({"vmcs12.guest_ds_base": 1 << 32},
+     {"vmcs12.guest_ds_base": 1 << 32, "vmcs12.guest_ds_ar_bytes": 0x1C093}, "DS base bits 63:32"),
+    ({"vmcs12.guest_es_base": 1 << 63},
+     {"vmcs12.guest_es_base": 1 << 63, "vmcs12.guest_es_ar_bytes": 0x1C093}, "ES base bits 63:32"),
+    ({"vmcs12.guest_gdtr_base": NONCANONICAL}, {"vmcs12.guest_gdtr_base": 0xFFFF_8000_0000_0000}, "GDTR base"),
+    ({"vmcs12.guest_idtr_base": 0x0001_0000_0000_0000}, {"vmcs12.guest_idtr_base": 0}, "IDTR base"),
+    ({"vmcs12.guest_gdtr_limit": 0x10000}, {"vmcs12.guest_gdtr_limit": 0xFFFF}, "GDTR limit bits 31:16"),
+    ({"vmcs12.guest_idtr_limit": 0x8000_0FFF}, {"vmcs12.guest_idtr_limit": 0xFFFF}, "IDTR limit bits 31:16"),
+])
+def test_cpu_base_and_limit_checks_fail_as_the_sdm_says_and_neighbours_pass(bad, good, why):
+    assert_cpu_rejects(run(bad), why)
+    t = run(good)
+    assert t.outcome == "l2_runs", (t.outcome, [s.notes for s in t.steps if s.label])
+
+
+@SETTINGS
+@given(base=U64, la57=st.booleans(), field=st.sampled_from(["tr", "fs", "gs", "ldtr", "gdtr", "idtr"]))
+def test_canonical_bases_at_the_cpus_width_property(base, la57, field):
+    """Canonical at the CPU's linear-address width: 57 bits on an LA57 host, else 48."""
+    t = run({f"vmcs12.guest_{field}_base": base, "cpu.host_la57": la57})
+    ok = x86.is_canonical_address(base, 57 if la57 else 48)
+    assert (t.outcome == "l2_runs") == ok, (t.outcome, hex(base), la57)
+
+
+@SETTINGS
+@given(base=U64, seg=st.sampled_from(["cs", "ss", "ds", "es"]), unusable=st.booleans())
+def test_upper_base_bits_property(base, seg, unusable):
+    ar = BASE.get(f"vmcs12.guest_{seg}_ar_bytes") | (unusable << 16 if seg != "cs" else 0)
+    t = run({f"vmcs12.guest_{seg}_base": base, f"vmcs12.guest_{seg}_ar_bytes": ar})
+    ok = not base >> 32 or (unusable and seg != "cs")
+    assert (t.outcome == "l2_runs") == ok, (t.outcome, hex(base), seg, unusable)
+
+
+# --- 8. The CPU's TPR-threshold check against the vTPR (SDM 27.2.1.1): a late VMfail 7 -------
+# nested_vmx_check_tpr_shadow_controls() compares the vTPR only with warn_on_missed_cc; the CPU
+# VMfails vmcs02, and __nested_vmx_vmexit() with vm_fail ends in nested_vmx_fail(7).
+
+VAPIC = 0x25000
+TPR = {"vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW | d.CPU_BASED_TPR_SHADOW,
+       "vmcs12.virtual_apic_page_addr": VAPIC}
+
+
+def run_vtpr(threshold, vtpr, extra=None):
+    return run({**TPR, "vmcs12.tpr_threshold": threshold, **(extra or {})}, {VAPIC + 0x80: vtpr})
+
+
+def assert_late_vmfail_7(t):
+    assert t.outcome == "vmfail_valid:7", (t.outcome, [s.notes for s in t.steps if s.label])
+    f = t.final
+    assert f["vmcs12.vm_instruction_error"] == d.VMXERR_ENTRY_INVALID_CONTROL_FIELD
+    assert "vmx.late.vmfail" in t.step_ids and "vmx.run.check_controls" in t.step_ids
+    assert "SDM 27.2.1.1" in failing_check(t, "vmx.l2.vcpu_run")
+    assert f["vcpu.rip"] == L1_VMLAUNCH_RIP + d.VMLAUNCH_INSN_LEN and f["vcpu.arch.rflags"] & d.X86_EFLAGS_ZF
+    assert f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
+
+
+def test_tpr_threshold_above_the_vtpr_class_is_a_late_vmfail_7():
+    assert_late_vmfail_7(run_vtpr(5, 0x4F))
+    assert run_vtpr(5, 0x50).outcome == "l2_runs"
+    # only bits 7:4 of the byte at offset 0x80 count: bits 15:8 of the word are another byte
+    assert_late_vmfail_7(run_vtpr(1, 0x100))
+
+
+def test_virtual_apic_accesses_or_vid_turn_the_vtpr_check_off():
+    vapic = {"vmcs12.cpu_based_vm_exec_control": TPR["vmcs12.cpu_based_vm_exec_control"]
+             | d.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
+             "vmcs12.secondary_vm_exec_control": d.SECONDARY_EXEC_VIRTUALIZE_APIC_ACCESSES,
+             "vmcs12.apic_access_addr": 0x24000}
+    assert run_vtpr(5, 0x4F, vapic).outcome == "l2_runs"
+    # the secondary control counts only with ACTIVATE_SECONDARY_CONTROLS
+    assert_late_vmfail_7(run_vtpr(5, 0x4F, {**vapic, "vmcs12.cpu_based_vm_exec_control":
+                                             TPR["vmcs12.cpu_based_vm_exec_control"]}))
+    # without the TPR shadow there is no vTPR to compare
+    assert run_vtpr(5, 0x4F, {"vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW}).outcome == "l2_runs"
+
+
+@SETTINGS
+@given(threshold=st.integers(0, 15), vtpr=st.integers(0, 255))
+def test_vtpr_property(threshold, vtpr):
+    t = run_vtpr(threshold, vtpr)
+    if threshold > vtpr >> 4:
+        assert_late_vmfail_7(t)
+    else:
+        assert t.outcome == "l2_runs"

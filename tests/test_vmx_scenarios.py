@@ -174,8 +174,12 @@ def test_vmx_wrong_order_breaks_invariants():
 # --- TPR shadow and APIC virtualization controls (nested_vmx_check_tpr_shadow_controls(),
 #     nested_vmx_check_apicv_controls() at the pinned commit): VMfail 7 -------------------------
 
-def _with(changes):
-    return nm.run(nm.Scenario.vmx().with_fields(changes))
+VTPR_F = {0x30080: 0xF0}      # the virtual-APIC page's VTPR (offset 0x80), class 0xF
+
+
+def _with(changes, memory=None):
+    sc = nm.Scenario.vmx().with_fields(changes)
+    return nm.run(sc.with_memory(memory) if memory else sc)
 
 
 TPR = {"vmcs12.cpu_based_vm_exec_control": caps.PROCBASED_LOW | d.CPU_BASED_TPR_SHADOW,
@@ -186,7 +190,7 @@ VID = {"vmcs12.cpu_based_vm_exec_control": TPR["vmcs12.cpu_based_vm_exec_control
 
 
 @pytest.mark.parametrize("changes,outcome,check", [
-    ({**TPR, "vmcs12.tpr_threshold": 0xF}, "l2_runs", None),
+    ({**TPR, "vmcs12.tpr_threshold": 0xF, "memory": VTPR_F}, "l2_runs", None),    # the CPU: 0xF <= VTPR[7:4]
     ({**TPR, "vmcs12.tpr_threshold": 0x10}, "vmfail_valid:7", "X7b"),
     ({**TPR, "vmcs12.tpr_threshold": 1 << 31}, "vmfail_valid:7", "X7b"),
     ({**VID, "vmcs12.tpr_threshold": 0x10}, "l2_runs", None),            # with VID bits 31:4 may be set
@@ -196,7 +200,8 @@ VID = {"vmcs12.cpu_based_vm_exec_control": TPR["vmcs12.cpu_based_vm_exec_control
      "vmfail_valid:7", "X9d"),
 ])
 def test_tpr_shadow_and_apicv_controls(changes, outcome, check):
-    t = _with(changes)
+    changes = dict(changes)
+    t = _with(changes, changes.pop("memory", None))
     assert t.outcome == outcome
     notes = [n for s in t.steps for n in s.notes if " fails " in n]
     assert (notes[0].startswith(f"{check} fails") if check else not notes), notes

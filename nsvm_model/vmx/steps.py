@@ -15,7 +15,7 @@ from ..engine.step import Step
 from ..transitions import (GUEST_MODE_FILE, check_triple_fault, set_guest_mode, set_run_pending,
                            switch_current)
 from . import caps, defs as d
-from .checks import CONTROL_CHECKS, GUEST_CHECKS, HOST_CHECKS, Env, canonical, first_failure, has2, reader
+from .checks import CONTROL_CHECKS, GUEST_CHECKS, HOST_CHECKS, Env, canonical, first_failure, has, has2, reader
 
 NESTED_C = "arch/x86/kvm/vmx/nested.c"
 VMX_C = "arch/x86/kvm/vmx/vmx.c"
@@ -450,20 +450,146 @@ def prep_set_efer(ctx):
     return None
 
 
+# vmx_get_segment() (arch/x86/kvm/vmx/vmx.c) reads a segment of vmcs02, which
+# prepare_vmcs02_rare() filled from vmcs12's guest area, and decodes its access rights;
+# "present" is !unusable, not AR bit 7 ("Since usable segment has to be present according
+# to VMX spec we can use present property to amend userspace bug").  SEGMENT_RPL_MASK 3,
+# SEGMENT_TI_MASK 4 (asm/segment.h); VMX_AR_TYPE_* (asm/vmx.h).
+SEGMENT_RPL_MASK, SEGMENT_TI_MASK = 3, 4
+VMX_AR_TYPE_ACCESSES_MASK, VMX_AR_TYPE_WRITEABLE_MASK, VMX_AR_TYPE_CODE_MASK = 1, 1 << 2, 1 << 3
+GUEST_SEGMENT_READS = tuple(f"vmcs12.guest_{seg}_{part}" for seg in ("es", "cs", "ss", "ds", "fs", "gs", "ldtr", "tr")
+                            for part in ("selector", "base", "limit", "ar_bytes"))
+
+
+def vmx_get_segment(v, seg: str) -> dict:
+    """vmx_get_segment() on vmcs12's copy of a guest segment (vm86 not active)."""
+    ar = v(f"guest_{seg}_ar_bytes")
+    unusable = bool((ar >> 16) & 1)
+    return {"selector": v(f"guest_{seg}_selector"), "base": v(f"guest_{seg}_base"),
+            "limit": v(f"guest_{seg}_limit"), "ar": ar, "unusable": unusable, "type": ar & 15,
+            "s": (ar >> 4) & 1, "dpl": (ar >> 5) & 3, "present": not unusable}
+
+
+def rmode_segment_valid(v, seg: str) -> bool:
+    """rmode_segment_valid(): base == selector << 4, limit 0xffff, access rights 0xf3
+    (DPL forced to 3, and CS's type to 3, before vmx_segment_access_rights())."""
+    var = vmx_get_segment(v, seg)
+    ar = (3 if seg == "cs" else var["type"]) | var["s"] << 4 | 3 << 5 | var["present"] << 7
+    ar |= var["ar"] & (0xF << 12)                 # avl, l, db, g
+    ar |= (var["unusable"] or not var["present"]) << 16
+    return var["base"] == var["selector"] << 4 and var["limit"] == 0xFFFF and ar == 0xF3
+
+
+def code_segment_valid(v) -> bool:
+    """code_segment_valid()."""
+    cs = vmx_get_segment(v, "cs")
+    cs_rpl = cs["selector"] & SEGMENT_RPL_MASK
+    if cs["unusable"]:
+        return False
+    if ~cs["type"] & (VMX_AR_TYPE_CODE_MASK | VMX_AR_TYPE_ACCESSES_MASK):
+        return False
+    if not cs["s"]:
+        return False
+    if cs["type"] & VMX_AR_TYPE_WRITEABLE_MASK:
+        if cs["dpl"] > cs_rpl:
+            return False
+    elif cs["dpl"] != cs_rpl:
+        return False
+    return cs["present"]
+
+
+def stack_segment_valid(v) -> bool:
+    """stack_segment_valid()."""
+    ss = vmx_get_segment(v, "ss")
+    if ss["unusable"]:
+        return True
+    if ss["type"] not in (3, 7) or not ss["s"]:
+        return False
+    if ss["dpl"] != ss["selector"] & SEGMENT_RPL_MASK:
+        return False
+    return ss["present"]
+
+
+def data_segment_valid(v, seg: str) -> bool:
+    """data_segment_valid()."""
+    var = vmx_get_segment(v, seg)
+    if var["unusable"]:
+        return True
+    if not var["s"] or not var["present"]:
+        return False
+    if ~var["type"] & (VMX_AR_TYPE_CODE_MASK | VMX_AR_TYPE_WRITEABLE_MASK):
+        if var["dpl"] < var["selector"] & SEGMENT_RPL_MASK:
+            return False
+    return True
+
+
+def tr_valid(v) -> bool:
+    """tr_valid()."""
+    tr = vmx_get_segment(v, "tr")
+    if tr["unusable"] or tr["selector"] & SEGMENT_TI_MASK:
+        return False
+    if tr["type"] not in (3, 11):
+        return False
+    return tr["present"]
+
+
+def ldtr_valid(v) -> bool:
+    """ldtr_valid()."""
+    ldtr = vmx_get_segment(v, "ldtr")
+    if ldtr["unusable"]:
+        return True
+    if ldtr["selector"] & SEGMENT_TI_MASK or ldtr["type"] != 2:
+        return False
+    return ldtr["present"]
+
+
+def cs_ss_rpl_check(v) -> bool:
+    """cs_ss_rpl_check(): CS.RPL == SS.RPL, whether or not SS is usable."""
+    return (v("guest_cs_selector") & SEGMENT_RPL_MASK) == (v("guest_ss_selector") & SEGMENT_RPL_MASK)
+
+
+def vmx_guest_state_invalid(v, cr0: int, rflags: int):
+    """__vmx_guest_state_valid() (arch/x86/kvm/vmx/vmx.c): None, or the check that fails."""
+    if not cr0 & x86.X86_CR0_PE or rflags & x86.X86_EFLAGS_VM:
+        # "real mode guest state checks": if (!is_protmode(vcpu) || (vmx_get_rflags(vcpu) & X86_EFLAGS_VM))
+        for seg in ("cs", "ss", "ds", "es", "fs", "gs"):
+            if not rmode_segment_valid(v, seg):
+                return f"rmode_segment_valid({seg.upper()})"
+        return None
+    # "protected mode guest state checks", in the kernel's order
+    checks = (("cs_ss_rpl_check()", lambda: cs_ss_rpl_check(v)), ("code_segment_valid()", lambda: code_segment_valid(v)),
+              ("stack_segment_valid()", lambda: stack_segment_valid(v)))
+    checks += tuple((f"data_segment_valid({seg.upper()})", lambda seg=seg: data_segment_valid(v, seg))
+                    for seg in ("ds", "es", "fs", "gs"))
+    checks += (("tr_valid()", lambda: tr_valid(v)), ("ldtr_valid()", lambda: ldtr_valid(v)))
+    for name, ok in checks:
+        if not ok():
+            return name
+    return None
+
+
 @step("vmx.prep.guest_state_valid", "vmx_guest_state_valid", VMX_C, "P10",
       reads=("cpu.unrestricted_guest", "vmcs12.cpu_based_vm_exec_control",
-             "vmcs12.secondary_vm_exec_control", "vcpu.arch.cr0"),
+             "vmcs12.secondary_vm_exec_control", "vcpu.arch.cr0", "vcpu.arch.rflags") + GUEST_SEGMENT_READS,
       writes=("vmcs12.exit_qualification", "vmx.local.exit_reason"),
       reason="without unrestricted guest, real mode and odd segments cannot run: checked on "
-             "the loaded CR0", manual=SDM_GUEST)
+             "the loaded CR0 and RFLAGS and vmcs02's segments", manual=SDM_GUEST)
 def guest_state_valid(ctx):
-    """Without unrestricted guest, a guest outside protected mode fails (VM exit 33)."""
+    """Without unrestricted guest, KVM's own segment checks (VM exit 33)."""
+    # prepare_vmcs02(): if (CC(from_vmentry && !vmx_guest_state_valid(vcpu))) { *entry_failure_code
+    # = ENTRY_FAIL_DEFAULT; return -EINVAL; }, and vmx_guest_state_valid() (vmx.h) is
+    # is_unrestricted_guest(vcpu) || __vmx_guest_state_valid(vcpu)
     urg = ctx.get("cpu.unrestricted_guest") and has2(vmcs12(ctx), d.SECONDARY_EXEC_UNRESTRICTED_GUEST)
-    if urg or ctx.get("vcpu.arch.cr0") & x86.X86_CR0_PE:
+    if urg:
+        return None
+    failed = vmx_guest_state_invalid(vmcs12(ctx), ctx.get("vcpu.arch.cr0"), ctx.get("vcpu.arch.rflags"))
+    if not failed:
+        ctx.note("__vmx_guest_state_valid(): the segments pass")
         return None
     ctx.set("vmx.local.exit_reason", d.VMX_EXIT_REASONS_FAILED_VMENTRY | d.EXIT_REASON_INVALID_STATE)
     ctx.set("vmcs12.exit_qualification", d.ENTRY_FAIL_DEFAULT)
-    ctx.note("real-mode L2 without unrestricted guest: VM exit 33")
+    mode = "protected" if ctx.get("vcpu.arch.cr0") & x86.X86_CR0_PE and not ctx.get("vcpu.arch.rflags") & x86.X86_EFLAGS_VM else "real/vm86"
+    ctx.note(f"no unrestricted guest, {mode} mode: __vmx_guest_state_valid() -> {failed} fails: VM exit 33")
     return "invalid"
 
 
@@ -855,6 +981,25 @@ def hardware_entry_failure(v, maxphyaddr, pae_ept, virt_addr_bits=48):
         return "guest SYSENTER_ESP/EIP not canonical", d.ENTRY_FAIL_DEFAULT
     if not v("guest_ldtr_ar_bytes") & d.VMX_AR_UNUSABLE_MASK and v("guest_ldtr_selector") & 4:
         return "a usable LDTR with the TI flag set", d.ENTRY_FAIL_DEFAULT
+    # SDM 27.3.1.2, "Base-address fields": TR, FS and GS bases canonical, LDTR's if usable;
+    # bits 63:32 of CS's base zero, and of SS's, DS's and ES's if usable
+    for seg in ("tr", "fs", "gs"):
+        if not canonical(v(f"guest_{seg}_base"), virt_addr_bits):
+            return f"guest {seg.upper()} base not canonical", d.ENTRY_FAIL_DEFAULT
+    if not v("guest_ldtr_ar_bytes") & d.VMX_AR_UNUSABLE_MASK and not canonical(v("guest_ldtr_base"), virt_addr_bits):
+        return "a usable LDTR whose base is not canonical", d.ENTRY_FAIL_DEFAULT
+    if v("guest_cs_base") >> 32:
+        return "guest CS base bits 63:32 not zero", d.ENTRY_FAIL_DEFAULT
+    for seg in ("ss", "ds", "es"):
+        if not v(f"guest_{seg}_ar_bytes") & d.VMX_AR_UNUSABLE_MASK and v(f"guest_{seg}_base") >> 32:
+            return f"usable guest {seg.upper()} base bits 63:32 not zero", d.ENTRY_FAIL_DEFAULT
+    # SDM 27.3.1.3, "Checks on Guest Descriptor-Table Registers": GDTR and IDTR bases
+    # canonical, bits 31:16 of their limits zero
+    for dt in ("gdtr", "idtr"):
+        if not canonical(v(f"guest_{dt}_base"), virt_addr_bits):
+            return f"guest {dt.upper()} base not canonical", d.ENTRY_FAIL_DEFAULT
+        if v(f"guest_{dt}_limit") >> 16:
+            return f"guest {dt.upper()} limit bits 31:16 not zero", d.ENTRY_FAIL_DEFAULT
     if pae_ept:
         for i in range(4):
             pdpte = v(f"guest_pdptr{i}")
@@ -863,8 +1008,33 @@ def hardware_entry_failure(v, maxphyaddr, pae_ept, virt_addr_bits=48):
     return None
 
 
+def tpr_threshold_vmfail(ctx):
+    """SDM 27.2.1.1: with "use TPR shadow" 1 and "virtualize APIC accesses" and "virtual-interrupt
+    delivery" both 0, bits 3:0 of the TPR threshold must not exceed bits 7:4 of VTPR, byte 0x80
+    of the virtual-APIC page.  KVM makes this check only with warn_on_missed_cc
+    (nested_vmx_check_tpr_shadow_controls()), so the CPU makes it on vmcs02: prepare_vmcs02_early()
+    copies vmcs12's TPR threshold into vmcs02 and nested_get_vmcs12_pages() maps L1's
+    virtual-APIC page.  Returns why the CPU VMfails, or None."""
+    v = vmcs12(ctx)
+    if not has(v, d.CPU_BASED_TPR_SHADOW):
+        return None
+    if has2(v, d.SECONDARY_EXEC_VIRTUALIZE_APIC_ACCESSES) or has2(v, d.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY):
+        return None
+    vtpr = ctx.read_guest(v("virtual_apic_page_addr") + 0x80, 1)
+    if vtpr is None:
+        # kvm_vcpu_map() of the page fails: not modelled (KVM clears the TPR shadow or writes an
+        # illegal VIRTUAL_APIC_PAGE_ADDR); the model compares no vTPR then
+        ctx.note("the virtual-APIC page has no memory: no vTPR to compare (not modelled)")
+        return None
+    threshold = v("tpr_threshold") & 0xF
+    if threshold > vtpr >> 4:
+        return (f"TPR threshold bits 3:0 ({threshold:#x}) exceed vTPR bits 7:4 ({vtpr >> 4:#x}, vTPR {vtpr:#x} "
+                f"at {v('virtual_apic_page_addr') + 0x80:#x}), SDM 27.2.1.1")
+    return None
+
+
 @step("vmx.l2.vcpu_run", "vmx_vcpu_run", VMX_C, "P15",
-      reads=("vmcs12.*", "l2.exit", "cpu.maxphyaddr", "vcpu.arch.cr0", "vcpu.arch.cr4",
+      reads=("vmcs12.*", "guest_memory", "l2.exit", "cpu.maxphyaddr", "vcpu.arch.cr0", "vcpu.arch.cr4",
              "vcpu.arch.efer", "vcpu.rip", "cpu.vmcs02_vmfail", "cpu.host_la57", "cpu.features"),
       writes=("vcpu.arch.nested_run_pending", "vmcs02.vm_exit_reason", "vmcs02.exit_qualification",
               "vcpu.requests"),
@@ -878,6 +1048,10 @@ def l2_vcpu_run(ctx):
                                                     ctx.get("vcpu.arch.efer"))
     if ctx.get("cpu.vmcs02_vmfail"):
         ctx.note("the CPU VMfails vmcs02 (error 7): a misconfiguration KVM's checks missed")
+        return "hw_vmfail"
+    missed = tpr_threshold_vmfail(ctx)
+    if missed:
+        ctx.note(f"the CPU VMfails vmcs02 (error 7): {missed}")
         return "hw_vmfail"
     failure = hardware_entry_failure(vmcs12(ctx), ctx.get("cpu.maxphyaddr"), pae_ept, host_virt_addr_bits(ctx))
     if failure:
