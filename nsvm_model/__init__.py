@@ -16,7 +16,6 @@ from .engine.scenario import Scenario
 from .engine.trace import Flow, Trace, TraceStep
 from .kernel import KERNEL_COMMIT, KERNEL_REPO, source_url
 from .phases import PHASES, Alignment, align
-from .patches import review_patches
 from .review import Review, check_order, explain, move, review
 from .svm.defs import SVM_EXIT_ERR
 
@@ -66,3 +65,10 @@ def variants(isa: str) -> list:
 def steps(isa: str) -> dict:
     """Every step the ISA defines, by id."""
     return dict(machine_for(isa).steps)
+
+
+def review_patches(texts, names=None, base=None):
+    """Review a posted patch series (see nsvm_model.patches); imported on first use."""
+    from .patches import review_patches as review
+    return review(texts, names, base)
+
