@@ -11,3 +11,21 @@ def oracle_cases(isa):
     path = DATA / "oracle-cases.jsonl"
     cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [c for c in cases if c["isa"] == isa]
+
+
+def assert_vmx_outcome(trace, expected, qualification=None):
+    """A VMX run ended as a case expects: the outcome, and the state each kind of ending leaves
+    (VMfail: the error number, back on vmcs01; a failed entry: the exit reason with bit 31,
+    L1 at its host RIP; L2 running on vmcs02)."""
+    assert trace.outcome == expected
+    f = trace.final
+    if expected.startswith("vmfail_valid:"):
+        assert f["vmcs12.vm_instruction_error"] == int(expected.split(":")[1])
+        assert f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
+    elif expected.startswith("vmexit:"):
+        assert f["vmcs12.vm_exit_reason"] == 0x80000000 | int(expected.split(":")[1])
+        assert f["vcpu.rip"] == f["vmcs12.host_rip"] and f["vcpu.guest_mode"] is False
+        if qualification is not None:
+            assert f["vmcs12.exit_qualification"] == qualification
+    elif expected == "l2_runs":
+        assert f["vcpu.guest_mode"] is True and f["vmx.current_vmcs"] == "vmcs02"

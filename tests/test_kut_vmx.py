@@ -15,7 +15,7 @@ import re
 import pytest
 
 import nsvm_model as nm
-from conftest import DATA
+from conftest import DATA, assert_vmx_outcome
 from kut_vmx import KUT_COMMIT, build_cases
 
 PATH = DATA / "kut-vmx-cases.jsonl.gz"
@@ -157,14 +157,5 @@ def test_kut_vmx_case(case):
     trace = nm.run(scenario_for(case))
     why = (case["kernel_check"], decided_by(trace), [s.notes for s in trace.steps if s.label][:2])
     assert trace.outcome == case["expected"], why
-    f = trace.final
-    if case["expected"].startswith("vmfail_valid:"):
-        assert f["vmcs12.vm_instruction_error"] == int(case["expected"].split(":")[1])
-        assert f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
-    elif case["expected"].startswith("vmexit:"):
-        assert f["vmcs12.vm_exit_reason"] == 0x80000000 | int(case["expected"].split(":")[1])
-        assert f["vmcs12.exit_qualification"] == case["exit_qualification"]
-        assert f["vcpu.rip"] == f["vmcs12.host_rip"] and f["vcpu.guest_mode"] is False
-    elif case["expected"] == "l2_runs":
-        assert f["vcpu.guest_mode"] is True and f["vmx.current_vmcs"] == "vmcs02"
+    assert_vmx_outcome(trace, case["expected"], case.get("exit_qualification"))
     assert decided_by(trace) == case["model_check"], why

@@ -3,7 +3,7 @@
 import pytest
 
 import nsvm_model as nm
-from conftest import oracle_cases
+from conftest import assert_vmx_outcome, oracle_cases
 from oracle_vmx import TRANSLATION
 
 CASES = oracle_cases("vmx")
@@ -25,15 +25,7 @@ def test_every_public_case_is_translated():
 def test_oracle_case(case):
     trace = nm.run(scenario_for(case))
     assert trace.outcome == case["expected"], (case["kernel_check"], [s.notes for s in trace.steps[-3:]])
-    f = trace.final
-    if case["expected"].startswith("vmfail_valid:"):
-        assert f["vmcs12.vm_instruction_error"] == int(case["expected"].split(":")[1])
-        assert f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
-    elif case["expected"].startswith("vmexit:"):
-        assert f["vmcs12.vm_exit_reason"] == 0x80000000 | int(case["expected"].split(":")[1])
-        assert f["vcpu.rip"] == f["vmcs12.host_rip"]
-    else:
-        assert f["vcpu.guest_mode"] is True and f["vmx.current_vmcs"] == "vmcs02"
+    assert_vmx_outcome(trace, case["expected"])
 
 
 def test_pdpte_failure_has_qualification_2():
