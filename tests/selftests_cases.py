@@ -17,7 +17,6 @@ from pathlib import Path
 from nsvm_model import x86
 from nsvm_model.svm import defs as sd
 from nsvm_model.svm.scenarios import L1_CR3 as SVM_L1_CR3, L2_RIP
-from nsvm_model.vmx import defs as vd
 from nsvm_model.vmx.scenarios import DEFAULT_FEATURES as VMX_FEATURES, L1_CR4 as VMX_L1_CR4
 
 PIN = "1a27afa0511e404fd87c1a5e643945940ef72f90"
