@@ -339,6 +339,11 @@ function render({ model, el }) {
   model.on("change:show_all", onAll);
   model.on("change:presenter", presenter);
   presenter();
+  // The page may attach the stage after render() returns (the slides do): only then can it
+  // know it sits in a slide, so look again once it is in the document.
+  let tries = 600;
+  const onceInPage = () => { if (el.isConnected) presenter(); else if (--tries > 0) requestAnimationFrame(onceInPage); };
+  requestAnimationFrame(onceInPage);
   $(".nvs-all").checked = model.get("show_all");
   load();
   return () => {
