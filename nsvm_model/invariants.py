@@ -30,10 +30,10 @@ def at_settled(settled, predicate):
 
 def mmu_mode_matches_cpu(s) -> bool:
     mode = x86.paging_mode(s["vcpu.arch.cr0"], s["vcpu.arch.cr4"], s["vcpu.arch.efer"])
-    if s["vcpu.arch.mmu"] == "guest_mmu":
-        return s["vcpu.arch.guest_mmu.cpu_role.gva"] == mode
-    return (s["vcpu.arch.root_mmu.cpu_role"] == mode
-            and s["vcpu.arch.root_mmu.root_role.guest_mode"] == int(s["vcpu.guest_mode"]))
+    # With guest_mmu active, root_mmu keeps L1's root role on purpose: only the walker counts.
+    return s["vcpu.arch.gva_walk.cpu_role"] == mode and (
+        s["vcpu.arch.mmu"] == "guest_mmu"
+        or s["vcpu.arch.root_mmu.root_role.guest_mode"] == int(s["vcpu.guest_mode"]))
 
 
 def pae_pdptrs_loaded(s) -> bool:

@@ -17,25 +17,22 @@ from . import x86
 
 MMU_READS = ("vcpu.arch.cr0", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.guest_mode",
              "vcpu.arch.mmu")
-ROLE_WRITES = ("vcpu.arch.root_mmu.cpu_role", "vcpu.arch.root_mmu.root_role.guest_mode",
-               "vcpu.arch.guest_mmu.cpu_role.gva", "vcpu.arch.walk_mmu.cpu_role")
+ROLE_WRITES = ("vcpu.arch.gva_walk.cpu_role", "vcpu.arch.root_mmu.root_role.guest_mode")
 
 PDPTR_WRITES = ("vcpu.arch.pdptrs", "vcpu.arch.pdptrs_status")
 
 
 def mmu_state(tdp: bool, cpu_role: str, cr3: int) -> dict:
-    """The MMU fields of a vCPU running L1 (root_mmu only)."""
+    """The MMU fields of a vCPU running L1: root_mmu active, walking GVAs with gva_walk."""
     return {
         "vcpu.arch.mmu": "root_mmu",
         "vcpu.arch.root_mmu.root_role.direct": tdp,
-        "vcpu.arch.root_mmu.cpu_role": cpu_role,
         "vcpu.arch.root_mmu.root_role.guest_mode": 0,
-        "vcpu.arch.root_mmu.pgd": cr3,
-        "vcpu.arch.walk_mmu.cpu_role": cpu_role,
-        "vcpu.arch.guest_mmu.cpu_role": "-",
-        "vcpu.arch.guest_mmu.cpu_role.gva": "-",
+        "vcpu.arch.root_mmu.root.pgd": cr3,
+        "vcpu.arch.gva_walk.cpu_role": cpu_role,
+        "vcpu.arch.ngpa_walk.cpu_role": "-",
         "vcpu.arch.guest_mmu.root_role.guest_mode": 0,
-        "vcpu.arch.guest_mmu.pgd": 0,
+        "vcpu.arch.guest_mmu.root.pgd": 0,
         "vcpu.arch.pdptrs": (),
         "vcpu.arch.pdptrs_status": "-",
     }
@@ -81,24 +78,25 @@ def mark_pdptrs_for_reload(ctx) -> None:
 def kvm_init_mmu(ctx) -> None:
     """kvm_init_mmu(): recompute roles from the current CR0/CR4/EFER and guest mode.
 
-    With guest_mmu active (nested TDP) only the walker for L2 GVAs changes;
-    root_mmu is left alone.  Otherwise root_mmu's role is recomputed.
+    The CPU role lives in the walker, struct kvm_pagewalk: gva_walk walks the running
+    guest's GVAs, ngpa_walk walks L1's NPT/EPT.  With guest_mmu active (nested TDP) only
+    gva_walk changes: root_mmu keeps L1's root role.  Otherwise root_mmu's root role is
+    recomputed too.
     """
     mode = current_paging_mode(ctx)
     guest_mode = int(ctx.get("vcpu.guest_mode"))
+    ctx.set("vcpu.arch.gva_walk.cpu_role", mode)
     if ctx.get("vcpu.arch.mmu") == "guest_mmu":
-        ctx.set("vcpu.arch.guest_mmu.cpu_role.gva", mode)
-        ctx.note(f"guest_mmu active: L2 GVA walker set to {mode} paging; root_mmu untouched")
+        ctx.note(f"guest_mmu active: only the GVA walker (gva_walk) changes, to {mode} paging; "
+                 "root_mmu untouched")
     else:
-        ctx.set("vcpu.arch.root_mmu.cpu_role", mode)
         ctx.set("vcpu.arch.root_mmu.root_role.guest_mode", guest_mode)
-        ctx.note(f"root_mmu role: {mode} paging, guest_mode={guest_mode}")
-    ctx.set("vcpu.arch.walk_mmu.cpu_role", mode)
+        ctx.note(f"root_mmu: gva_walk role {mode} paging, root role guest_mode={guest_mode}")
 
 
 def kvm_mmu_new_pgd(ctx, cr3: int, host_tdp: bool) -> None:
     """kvm_mmu_new_pgd(): root_mmu takes the new CR3 as its pgd."""
-    ctx.set("vcpu.arch.root_mmu.pgd", cr3)
+    ctx.set("vcpu.arch.root_mmu.root.pgd", cr3)
     if host_tdp:
         ctx.note(f"root_mmu takes pgd {cr3:#x}; with host NPT/EPT it is a direct map of L1's memory, "
                  "so the CPU walks the guest's own tables at that CR3")
@@ -121,9 +119,9 @@ def init_shadow_tdp_mmu(ctx, cpu_role: str, root: int, guest_mode: bool, warn: b
     role (kvm_calc_shadow_ept_root_page_role()) sets it unconditionally: warn=False.
     """
     ctx.set("vcpu.arch.mmu", "guest_mmu")
-    ctx.set("vcpu.arch.guest_mmu.cpu_role", cpu_role)
+    ctx.set("vcpu.arch.ngpa_walk.cpu_role", cpu_role)
     ctx.set("vcpu.arch.guest_mmu.root_role.guest_mode", int(guest_mode))
-    ctx.set("vcpu.arch.guest_mmu.pgd", root)
+    ctx.set("vcpu.arch.guest_mmu.root.pgd", root)
     if warn and not guest_mode:
         ctx.note("WARN: the nested TDP MMU role is built without the guest-mode bit")
 
@@ -197,7 +195,7 @@ def load_cr3_steps(step, prefix, function, file, cr3_path, nested_tdp, tdp_reads
         ("set_cr3", set_cr3, (cr3_path,), ("vcpu.arch.cr3",), LOAD_CR3_REASON),
         ("init_mmu", init_mmu, MMU_READS, ROLE_WRITES,
          "the MMU role is derived from the current CR0/CR4/EFER and guest mode"),
-        ("new_pgd", new_pgd, (cr3_path, host_tdp) + tdp_reads, ("vcpu.arch.root_mmu.pgd",),
+        ("new_pgd", new_pgd, (cr3_path, host_tdp) + tdp_reads, ("vcpu.arch.root_mmu.root.pgd",),
          "the new root must be installed with the new role, so after kvm_init_mmu()"),
     ]
     ids = []

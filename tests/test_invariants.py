@@ -17,7 +17,7 @@ def test_load_cr3_before_prepare_save_breaks_the_mmu_invariants():
     t = nm.run(nm.Scenario.preset("svm", "pae_shadow"), flow)
     broken = {v.invariant for v in t.invariant_violations()}
     assert {"I4", "I5"} <= broken
-    assert t.final["vcpu.arch.root_mmu.cpu_role"] == "4-level"   # L1's mode, while L2 is PAE
+    assert t.final["vcpu.arch.gva_walk.cpu_role"] == "4-level"   # L1's mode, while L2 is PAE
     assert t.final["vcpu.arch.pdptrs_status"] == "-"
 
 

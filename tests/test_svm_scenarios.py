@@ -21,8 +21,8 @@ def test_1_valid_with_nested_npt():
     assert f["vcpu.guest_mode"] is True and f["svm.current_vmcb"] == "vmcb02"
     assert f["vcpu.arch.mmu"] == "guest_mmu"
     assert f["vcpu.arch.guest_mmu.root_role.guest_mode"] == 1
-    assert f["vcpu.arch.guest_mmu.pgd"] == NPT_ROOT
-    assert f["vcpu.arch.guest_mmu.cpu_role"] == "4-level"          # from vmcb01's CR4/EFER
+    assert f["vcpu.arch.guest_mmu.root.pgd"] == NPT_ROOT
+    assert f["vcpu.arch.ngpa_walk.cpu_role"] == "4-level"          # from vmcb01's CR4/EFER
     assert f["vcpu.arch.cr3"] == L1_CR3                            # vmcb_ident: L2 CR3 = L1's
     assert f["vcpu.gif"] == 1 and f["svm.gif_location"] == "vmcb02.control.int_ctl"
     assert f["vcpu.arch.nested_run_pending"] == 0                  # cleared by the first run
@@ -30,7 +30,7 @@ def test_1_valid_with_nested_npt():
     assert f["vmcb01.save.rip"] == AFTER_VMRUN
     assert f["vcpu.rip"] == nm.Scenario.svm().get("vmcb12.save.rip")
     # no kvm_mmu_new_pgd(L2 CR3) with nested NPT
-    assert "vcpu.arch.root_mmu.pgd" not in t.steps[t.index_of("svm.enter.load_cr3.new_pgd")].changed
+    assert "vcpu.arch.root_mmu.root.pgd" not in t.steps[t.index_of("svm.enter.load_cr3.new_pgd")].changed
 
 
 def test_1_msr_prot_points_vmcb02_at_merged_bitmap():
@@ -48,16 +48,16 @@ def test_2_no_nested_npt_uses_root_mmu_and_new_pgd():
     assert t.outcome == "l2_runs"
     assert f["vcpu.arch.mmu"] == "root_mmu"
     assert f["vcpu.arch.root_mmu.root_role.guest_mode"] == 1
-    assert "vcpu.arch.root_mmu.pgd" in t.steps[t.index_of("svm.enter.load_cr3.new_pgd")].reads \
-        or f["vcpu.arch.root_mmu.pgd"] == f["vcpu.arch.cr3"]
+    assert "vcpu.arch.root_mmu.root.pgd" in t.steps[t.index_of("svm.enter.load_cr3.new_pgd")].reads \
+        or f["vcpu.arch.root_mmu.root.pgd"] == f["vcpu.arch.cr3"]
 
 
 def test_2_pae_l2_loads_pdptrs_eagerly():
     f = preset("pae_shadow").final
     assert f["vcpu.arch.pdptrs_status"] == "loaded"
     assert len(f["vcpu.arch.pdptrs"]) == 4 and all(p & 1 for p in f["vcpu.arch.pdptrs"])
-    assert f["vcpu.arch.root_mmu.cpu_role"] == "pae"
-    assert f["vcpu.arch.root_mmu.pgd"] == PAE_PDPT
+    assert f["vcpu.arch.gva_walk.cpu_role"] == "pae"
+    assert f["vcpu.arch.root_mmu.root.pgd"] == PAE_PDPT
 
 
 EARLY = ["asid_zero", "no_vmrun_intercept", "efer_svme_clear", "cr0_nw_without_cd",
@@ -196,7 +196,7 @@ def test_shadow_host_saves_l1_cr3_into_vmcb01():
     assert t.outcome == "l2_runs"
     assert t.final["vmcb01.save.cr3"] == L1_CR3
     assert t.final["vcpu.arch.mmu"] == "root_mmu"       # no NPT offered to L1: NP sanitized
-    assert t.final["vcpu.arch.root_mmu.pgd"] == 0x700000
+    assert t.final["vcpu.arch.root_mmu.root.pgd"] == 0x700000
 
 
 def test_rsm_enters_l2_without_reading_pdptes_and_requests_the_nested_state_pages():

@@ -67,7 +67,7 @@ def test_v6_unified_loads_cr3_with_l1_paging_state():
     cr3 = t.steps[t.index_of("svm.enter.load_cr3.pdptrs")]
     assert cr3.before["vcpu.arch.efer"] == t.initial["vcpu.arch.efer"]      # still L1's EFER
     assert t.final["vcpu.arch.pdptrs_status"] == "-"                        # PDPTRs never loaded
-    assert t.final["vcpu.arch.root_mmu.cpu_role"] == "4-level"              # L1's role, L2 is PAE
+    assert t.final["vcpu.arch.gva_walk.cpu_role"] == "4-level"              # L1's role, L2 is PAE
     assert {"I4", "I5"} <= {v.invariant for v in t.invariant_violations()}
 
 
@@ -149,7 +149,7 @@ def test_text_comparison_fits_a_mail():
     for rule in ("R3", "R15", "R18", "R21", "R22"):
         assert f"{rule}:" in text
     assert "vcpu.arch.pdptrs_status: loaded -> -" in text
-    assert r.state_diff()["vcpu.arch.root_mmu.cpu_role"] == ("pae", "4-level")
+    assert r.state_diff()["vcpu.arch.gva_walk.cpu_role"] == ("pae", "4-level")
 
 
 def test_diagram_marks_broken_rules():

@@ -98,7 +98,7 @@ def test_15_nested_ept_success():
     f = t.final
     assert t.outcome == "l2_runs"
     assert f["vmx.current_vmcs"] == "vmcs02" and f["vcpu.guest_mode"] is True
-    assert f["vcpu.arch.mmu"] == "guest_mmu" and f["vcpu.arch.guest_mmu.pgd"] == EPT_ROOT
+    assert f["vcpu.arch.mmu"] == "guest_mmu" and f["vcpu.arch.guest_mmu.root.pgd"] == EPT_ROOT
     assert f["vcpu.arch.guest_mmu.root_role.guest_mode"] == 1
     assert f["vcpu.arch.cr3"] == f["vmcs12.guest_cr3"] and f["vmx.nested.pre_vmenter_cr3"] == L1_CR3
     assert f["vmcs12.launch_state"] == 0               # set only by a later VM exit
@@ -122,7 +122,7 @@ def test_17_late_vmfail_restores_l1_from_before_vmlaunch():
     assert loaded["vcpu.arch.cr3"] == 0x700000                      # L2's CR3 had been loaded
     assert f["vcpu.arch.cr3"] == f["vmx.nested.pre_vmenter_cr3"] == L1_CR3
     assert f["vmx.current_vmcs"] == "vmcs01" and f["vcpu.guest_mode"] is False
-    assert f["vcpu.arch.mmu"] == "root_mmu" and f["vcpu.arch.root_mmu.pgd"] == L1_CR3
+    assert f["vcpu.arch.mmu"] == "root_mmu" and f["vcpu.arch.root_mmu.root.pgd"] == L1_CR3
     assert f["vmcs12.vm_exit_reason"] == 0 and f["vmcs12.launch_state"] == 0
 
 

@@ -50,15 +50,15 @@ EXIT_INFO = ("vm_instruction_error", "vm_exit_reason", "exit_qualification", "la
 
 VCPU_ROWS = {
     "svm": ("svm.current_vmcb", "vcpu.guest_mode", "vcpu.gif", "svm.gif_location", "vcpu.rip", "vcpu.arch.cr0",
-            "vcpu.arch.cr3", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.arch.mmu", "vcpu.arch.root_mmu.cpu_role",
-            "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.pgd", "vcpu.arch.guest_mmu.cpu_role",
-            "vcpu.arch.guest_mmu.root_role.guest_mode", "vcpu.arch.guest_mmu.pgd", "vcpu.arch.pdptrs_status",
+            "vcpu.arch.cr3", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.arch.mmu", "vcpu.arch.gva_walk.cpu_role",
+            "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.root.pgd", "vcpu.arch.ngpa_walk.cpu_role",
+            "vcpu.arch.guest_mmu.root_role.guest_mode", "vcpu.arch.guest_mmu.root.pgd", "vcpu.arch.pdptrs_status",
             "vcpu.arch.nested_run_pending", "vcpu.arch.tsc_offset", "vcpu.arch.exception", "vcpu.requests",
             "kvm_run.exit_reason"),
     "vmx": ("vmx.current_vmcs", "vcpu.guest_mode", "vcpu.rip", "vcpu.arch.rflags", "vcpu.arch.cr0",
-            "vcpu.arch.cr3", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.arch.mmu", "vcpu.arch.root_mmu.cpu_role",
-            "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.pgd", "vcpu.arch.guest_mmu.cpu_role",
-            "vcpu.arch.guest_mmu.root_role.guest_mode", "vcpu.arch.guest_mmu.pgd", "vcpu.arch.pdptrs_status",
+            "vcpu.arch.cr3", "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.arch.mmu", "vcpu.arch.gva_walk.cpu_role",
+            "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.root.pgd", "vcpu.arch.ngpa_walk.cpu_role",
+            "vcpu.arch.guest_mmu.root_role.guest_mode", "vcpu.arch.guest_mmu.root.pgd", "vcpu.arch.pdptrs_status",
             "vmx.nested.pre_vmenter_cr3", "vcpu.arch.nested_run_pending", "vcpu.arch.tsc_offset",
             "vcpu.arch.exception", "vcpu.requests", "kvm_run.exit_reason"),
 }

@@ -31,8 +31,8 @@ def _gif_clear_after_vmexit(trace, i):
 
 L1_VISIBLE = ("vcpu.arch.efer", "vcpu.arch.cr0", "vcpu.arch.cr3", "vcpu.arch.cr4",
               "vcpu.arch.rflags", "vcpu.arch.rax", "vcpu.arch.rsp", "svm.current_vmcb",
-              "vcpu.guest_mode", "vcpu.arch.mmu", "vcpu.arch.root_mmu.cpu_role",
-              "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.pgd",
+              "vcpu.guest_mode", "vcpu.arch.mmu", "vcpu.arch.gva_walk.cpu_role",
+              "vcpu.arch.root_mmu.root_role.guest_mode", "vcpu.arch.root_mmu.root.pgd",
               "vmcb01.control.msrpm_base_pa", "vcpu.arch.tsc_offset", "vmcb01.save.efer",
               "vmcb01.save.cr0", "vmcb01.save.cr3", "vmcb01.save.cr4")
 

@@ -434,8 +434,8 @@ def prepare_control_bitmaps(ctx):
 @step("svm.enter.init_mmu_context", "nested_svm_init_mmu_context", NESTED_C, "P11",
       reads=("nested.ctl.misc_ctl", "nested.ctl.nested_cr3", "vmcb01.save.cr4",
              "vmcb01.save.efer", "vcpu.guest_mode", "cpu.npt"),
-      writes=("vcpu.arch.mmu", "vcpu.arch.guest_mmu.cpu_role", "vcpu.arch.guest_mmu.root_role.guest_mode",
-              "vcpu.arch.guest_mmu.pgd"),
+      writes=("vcpu.arch.mmu", "vcpu.arch.ngpa_walk.cpu_role", "vcpu.arch.guest_mmu.root_role.guest_mode",
+              "vcpu.arch.guest_mmu.root.pgd"),
       reason="with nested NPT, guest_mmu shadows L1's NPT; its format comes from L1's CR4/EFER "
              "in vmcb01 and its role must carry the guest-mode bit", manual=APM_NPT)
 def init_mmu_context(ctx):
