@@ -39,6 +39,25 @@ def check_triple_fault(ctx):
     return "shutdown"
 
 
+LOCAL_TLB_FLUSHES = ("KVM_REQ_TLB_FLUSH_CURRENT", "KVM_REQ_TLB_FLUSH_GUEST")
+
+
+def service_local_tlb_flush_requests(whose: str):
+    """kvm_service_local_tlb_flush_requests() (arch/x86/kvm/x86.c): the flushes requested for
+    the *current* MMU context are done now, before the vCPU changes context, so they apply to
+    the context they were requested for (``whose``: L1's on entry, L2's on exit)."""
+    def action(ctx):
+        pending = [r for r in LOCAL_TLB_FLUSHES if r in ctx.get("vcpu.requests")]
+        ctx.remove_from("vcpu.requests", *LOCAL_TLB_FLUSHES)
+        if pending:
+            ctx.note(f"{' and '.join(pending)} serviced now, in {whose}'s context")
+        else:
+            ctx.note(f"no TLB flush pending for {whose}'s context")
+        return None
+    action.__doc__ = f"Do the pending TLB flushes of {whose}'s context before leaving it."
+    return action
+
+
 def set_run_pending(value: int):
     def action(ctx):
         ctx.set("vcpu.arch.nested_run_pending", value)

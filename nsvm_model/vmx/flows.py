@@ -24,6 +24,7 @@ UPSTREAM_SEQUENCES = {
         "call:vmx_vcpu_run",
     ),
     "nested_vmx_enter_non_root_mode": (
+        "vmx.enter.service_tlb_flush",
         "vmx.enter.snapshot_l1",
         "vmx.enter.switch_vmcs02",
         "vmx.enter.prepare_vmcs02_early",
@@ -54,6 +55,7 @@ UPSTREAM_SEQUENCES = {
         "vmx.run.check_triple_fault",
     ),
     "__nested_vmx_vmexit": (
+        "vmx.exit.service_tlb_flush",
         "vmx.exit.leave_guest_mode",
         "vmx.exit.restore_tsc",
         "vmx.exit.sync_vmcs02_to_vmcs12",

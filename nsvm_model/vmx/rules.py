@@ -1,4 +1,4 @@
-"""nVMX ordering rules (nvmx-flow.md section 6, D1-D14; D15 added), with the steps they relate."""
+"""nVMX ordering rules (nvmx-flow.md section 6, D1-D14; D15-D17 added), with the steps they relate."""
 
 from __future__ import annotations
 
@@ -68,4 +68,12 @@ RULES = (
        "L2 runs on the CR3 and MMU that nested_vmx_load_cr3() installs in prepare_vmcs02(); an "
        "ordering that never reaches it leaves L1's CR3 and root in place", f"prepare_vmcs02() {C}",
        "L2 runs with L1's CR3", required=True),
+    _r("D16", ["vmx.enter.service_tlb_flush"], ["vmx.enter.switch_vmcs02", "vmx.enter.enter_guest_mode"],
+       "kvm_service_local_tlb_flush_requests() flushes the current context: L1's flushes must be "
+       "done while L1's VMCS and MMU are current", f"nested_vmx_enter_non_root_mode() {C}",
+       "a flush L1 requested hits L2's context and L1 keeps stale translations", "I"),
+    _r("D17", ["vmx.exit.service_tlb_flush"], ["vmx.exit.leave_guest_mode", "vmx.exit.switch_vmcs01"],
+       "the kernel services the flushes requested for L2 before switching to L1 (its own comment)",
+       f"__nested_vmx_vmexit() {C}", "a flush L2 needed is done in L1's context, and L2 keeps stale "
+       "translations the next time it runs"),
 )

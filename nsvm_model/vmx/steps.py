@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from .. import kvm_mmu, x86
 from ..engine.step import Step
-from ..transitions import (GUEST_MODE_FILE, check_triple_fault, set_guest_mode, set_run_pending,
+from ..transitions import (GUEST_MODE_FILE, check_triple_fault, service_local_tlb_flush_requests,
+                           set_guest_mode, set_run_pending,
                            switch_current)
 from . import caps, defs as d
 from .checks import CONTROL_CHECKS, GUEST_CHECKS, HOST_CHECKS, Env, canonical, first_failure, has, has2, reader
@@ -215,6 +216,14 @@ step("vmx.run.set_run_pending", "nested_vmx_run", NESTED_C, "P6",
 
 # --- nested_vmx_enter_non_root_mode() -------------------------------------
 
+X86_C = "arch/x86/kvm/x86.c"
+
+step("vmx.enter.service_tlb_flush", "kvm_service_local_tlb_flush_requests", X86_C, "P6",
+     reads=("vcpu.requests",), writes=("vcpu.requests",),
+     reason="the flushes L1 still owes its own context are done while L1's context is the "
+            "current one; after the switch to vmcs02 they would hit L2's")(service_local_tlb_flush_requests("L1"))
+
+
 @step("vmx.enter.snapshot_l1", "nested_vmx_enter_non_root_mode", NESTED_C, "P6",
       reads=("vcpu.arch.cr3",), writes=("vmx.nested.pre_vmenter_cr3",),
       reason="L1's CR3 is stashed before nested_vmx_load_cr3() replaces it, to unwind a late "
@@ -272,15 +281,32 @@ def prepare_vmcs02_early(ctx):
     return None
 
 
+def reload_l1_pdptrs(ctx, v12) -> bool:
+    """Without nested EPT and with L1 in PAE paging, re-read L1's PDPTRs from its CR3.
+
+    KVM does this first in nested_get_vmcs12_pages() because after a migration the CR3 may
+    have been restored before the nested state; pdptrs_from_userspace is never set here.
+    """
+    if has2(v12, d.SECONDARY_EXEC_ENABLE_EPT) or not kvm_mmu.uses_pae_paging(ctx):
+        return True
+    return kvm_mmu.load_pdptrs(ctx, ctx.get("vcpu.arch.cr3"), ctx.get("cpu.maxphyaddr"))
+
+
 @step("vmx.enter.get_vmcs12_pages", "nested_get_vmcs12_pages", NESTED_C, "P13",
       reads=("vmcs12.cpu_based_vm_exec_control", "vmcs12.secondary_vm_exec_control",
-             "vmcs12.apic_access_addr", "vmcs12.msr_bitmap", "guest_memory"),
-      writes=("vmcs02.msr_bitmap", "vmcs02.cpu_based_vm_exec_control", "kvm_run.exit_reason"),
+             "vmcs12.apic_access_addr", "vmcs12.msr_bitmap", "guest_memory", "vcpu.arch.cr0",
+             "vcpu.arch.cr4", "vcpu.arch.efer", "vcpu.arch.cr3", "cpu.maxphyaddr"),
+      writes=("vmcs02.msr_bitmap", "vmcs02.cpu_based_vm_exec_control", "kvm_run.exit_reason")
+      + kvm_mmu.PDPTR_WRITES,
       reason="L1's pages are mapped and its MSR bitmap merged early, before any guest-state "
              "check; a page with no memory is KVM's problem, not L1's", manual=SDM_CTRL)
 def get_vmcs12_pages(ctx):
-    """Map the APIC-access page; merge L1's MSR bitmap into vmcs02's."""
+    """Reload L1's PDPTRs, map the APIC-access page, merge L1's MSR bitmap into vmcs02's."""
     v12 = vmcs12(ctx)
+    if not reload_l1_pdptrs(ctx, v12):
+        ctx.note("nested_get_vmcs12_pages() fails: VMLAUNCH returns to userspace, and KVM sets "
+                 "no exit reason on this path")
+        return "internal_error"
     if has2(v12, d.SECONDARY_EXEC_VIRTUALIZE_APIC_ACCESSES) and not ctx.is_backed(v12("apic_access_addr")):
         ctx.set("kvm_run.exit_reason", "KVM_EXIT_INTERNAL_ERROR")
         ctx.note("APIC-access page has no memory: KVM_EXIT_INTERNAL_ERROR")
@@ -393,8 +419,8 @@ step("vmx.prep.tlb_flush", "nested_vmx_transition_tlb_flush", NESTED_C, "P11",
 @step("vmx.prep.ept_init_mmu_context", "nested_ept_init_mmu_context", NESTED_C, "P11",
       reads=("vmcs12.cpu_based_vm_exec_control", "vmcs12.secondary_vm_exec_control",
              "vmcs12.ept_pointer", "vcpu.guest_mode", "cpu.ept"),
-      writes=("vcpu.arch.mmu", "vcpu.arch.guest_mmu.cpu_role", "vcpu.arch.guest_mmu.root_role.guest_mode",
-              "vcpu.arch.guest_mmu.pgd"),
+      writes=("vcpu.arch.mmu", "vcpu.arch.ngpa_walk.cpu_role", "vcpu.arch.guest_mmu.root_role.guest_mode",
+              "vcpu.arch.guest_mmu.root.pgd"),
       reason="with nested EPT, guest_mmu shadows L1's EPT; it must be active before "
              "nested_vmx_load_cr3() so kvm_init_mmu() builds the walker, not a new root",
       manual=SDM_EPT)
@@ -1079,6 +1105,12 @@ def reflect_vmexit(ctx):
     return None
 
 
+step("vmx.exit.service_tlb_flush", "kvm_service_local_tlb_flush_requests", X86_C, "P8",
+     reads=("vcpu.requests",), writes=("vcpu.requests",),
+     reason="the flushes requested while L2 ran target L2's context, so they are done before "
+            "leave_guest_mode() and the switch to L1")(service_local_tlb_flush_requests("L2"))
+
+
 step("vmx.exit.leave_guest_mode", "leave_guest_mode", GUEST_MODE_FILE, "P8",
      reads=(), writes=("vcpu.guest_mode",),
      reason="out of guest mode before vmcs01 and the host state")(set_guest_mode(False))
@@ -1175,8 +1207,8 @@ def late_vmfail(ctx):
       reads=("vmcs01.guest_ia32_efer", "vmcs01.cr0_read_shadow", "vmcs01.cr4_read_shadow",
              "vmx.nested.pre_vmenter_cr3"),
       writes=("vcpu.arch.efer", "vcpu.arch.cr0", "vcpu.arch.cr4", "vcpu.arch.cr3", "vcpu.arch.mmu",
-              "vcpu.arch.root_mmu.cpu_role", "vcpu.arch.root_mmu.root_role.guest_mode",
-              "vcpu.arch.root_mmu.pgd", "vcpu.arch.walk_mmu.cpu_role"),
+              "vcpu.arch.gva_walk.cpu_role", "vcpu.arch.root_mmu.root_role.guest_mode",
+              "vcpu.arch.root_mmu.root.pgd"),
       reason="a late VMfail restores L1 as it was before VMLAUNCH, not vmcs12's host state: "
              "CR0/CR4 from vmcs01's read shadows, EFER from vmcs01, CR3 from pre_vmenter_cr3")
 def restore_host_state(ctx):
@@ -1189,9 +1221,8 @@ def restore_host_state(ctx):
     ctx.set("vcpu.arch.cr3", cr3)
     mode = x86.paging_mode(cr0, cr4, efer)
     ctx.set("vcpu.arch.mmu", "root_mmu")
-    ctx.set("vcpu.arch.root_mmu.cpu_role", mode)
-    ctx.set("vcpu.arch.walk_mmu.cpu_role", mode)
+    ctx.set("vcpu.arch.gva_walk.cpu_role", mode)
     ctx.set("vcpu.arch.root_mmu.root_role.guest_mode", 0)
-    ctx.set("vcpu.arch.root_mmu.pgd", cr3)
+    ctx.set("vcpu.arch.root_mmu.root.pgd", cr3)
     ctx.note(f"kvm_mmu_reset_context(): root_mmu back on L1's CR3 {cr3:#x} ({mode} paging)")
     return None
