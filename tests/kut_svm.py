@@ -33,7 +33,7 @@ from pathlib import Path
 from nsvm_model import x86
 from nsvm_model.svm import defs
 from nsvm_model.svm.scenarios import (DEFAULT_FEATURES, IOPM_GPA, L1_CR0, L1_CR3, L1_CR4, L1_EFER,
-                                      MSRPM_GPA, PAE_PD, PAE_PDPT, PSE_PD)
+                                      L2_RIP, MSRPM_GPA, PAE_PD, PAE_PDPT, PSE_PD)
 
 KUT_REPO = "kvm-unit-tests/kvm-unit-tests"
 KUT_PATH = "x86/svm_tests.c"
@@ -126,12 +126,16 @@ V1 = "v1 test: test_run() executes CLGI before VMRUN (L1 GIF=0)"
 NO_LAM = "L1 CPUID lacks LAM (an AMD host has none): with LAM, kvm_vcpu_is_legal_cr3() ignores CR3 bits 61-62"
 GUEST_VMMCALL = "L2 runs the test's guest code and exits with VMMCALL (l2.exit = VMMCALL)"
 
-GAP_NPF = ("L2 execution: the model stops once L2 runs (l2.exit is none, VMMCALL or SMI) and does not "
-           "walk L1's nested page table, so the #NPF exit (0x400) of L2's first access after the cleared "
-           "NPT PML4E cannot be produced; the VMRUN outcome (l2_runs) is reproduced")
-GAP_PF = ("L2 execution: the model does not walk L2's page tables, so the #PF exit (0x4e) L2 takes when "
-          "its first instruction fetch goes through PDPTE0 with a reserved bit cannot be produced; the "
-          "VMRUN outcome (l2_runs) is reproduced")
+# L2's first access faults.  Which access faults is what the C test arranges (a cleared NPT
+# entry, a reserved PDPTE bit); the case says so in l2.exit and gives the fault as the
+# architecture reports it.  The C test checks only the exit code.
+L2_PML4E_GPA = (L1_CR3 & ~0xFFF) + 8 * (L2_RIP >> 39 & 0x1FF)
+NPF_ON_L2_WALK = {"l2.exit": "#NPF", "l2.fault_address": L2_PML4E_GPA,
+                  "l2.fault_error_code": x86.PFERR_GUEST_PAGE_MASK | x86.PFERR_USER_MASK}
+PF_ON_L2_FETCH = {"l2.exit": "#PF", "l2.fault_address": L2_RIP,
+                  "l2.fault_error_code": x86.PFERR_PRESENT_MASK | x86.PFERR_RSVD_MASK | x86.PFERR_FETCH_MASK}
+FAULT_NOTE = ("L2's first access faults (l2.exit); the fault's error code and address are the "
+              "architecture's for that access, and the C test checks only the exit code")
 
 
 def _hex(v: int) -> str:
@@ -283,19 +287,21 @@ def guest_state(b: Builder):
     npf_pre = pre[:3] + [
         "L1 CPUID has NPT (npt_supported(); else both loops are skipped: goto skip_npt_only)",
         "L1's nested page table: npt_get_pml4e()[0] &= ~1 (PML4E 0 not present), so L2's first "
-        "access exits with #NPF; the model does not hold L1's NPT contents"]
+        "access, its walk of its own PML4 at CR3, exits with #NPF (l2.exit = #NPF)", FAULT_NOTE]
     for i in bits(0, 11, 1, SVM_CR3_LONG_RESERVED_MASK):
         b.add(f"kut-svm-cr3-pcide0-npf-bit{i}", "cr3", t, "2536-2547",
-              {"vmcb12.save.cr4": L1_CR4 & ~x86.X86_CR4_PCIDE, "vmcb12.save.cr3": L1_CR3 | 1 << i},
-              "l2_runs", exit_code=SVM_EXIT_NPF, pre=npf_pre, gap=GAP_NPF,
+              {"vmcb12.save.cr4": L1_CR4 & ~x86.X86_CR4_PCIDE, "vmcb12.save.cr3": L1_CR3 | 1 << i,
+               **NPF_ON_L2_WALK},
+              "l2_runs", exit_code=SVM_EXIT_NPF, pre=npf_pre,
               c=f"vmcb->save.cr4 = cr4_saved & ~X86_CR4_PCIDE; pdpe[0] &= ~1ULL; {CR}(0, 11, 1, 3, cr3_saved, "
                 f"SVM_CR3_LONG_RESERVED_MASK, SVM_EXIT_NPF, \"(PCIDE=0) \"): cr3 = cr3_saved | (1ull << {i})",
               notes="VMRUN succeeds (KVM does not check CR3[11:5] or [2:0] in long mode) and L2 exits "
                     "with #NPF on its first access. kvm-unit-tests calls these bits 'non-MBZ reserved'.")
     for i in bits(0, 2, 1, SVM_CR3_PAE_LEGACY_RESERVED_MASK):
         b.add(f"kut-svm-cr3-pae-label-npf-bit{i}", "cr3", t, "2550-2558",
-              {"vmcb12.save.cr4": L1_CR4 | x86.X86_CR4_PAE, "vmcb12.save.cr3": L1_CR3 | 1 << i},
-              "l2_runs", exit_code=SVM_EXIT_NPF, pre=npf_pre, gap=GAP_NPF,
+              {"vmcb12.save.cr4": L1_CR4 | x86.X86_CR4_PAE, "vmcb12.save.cr3": L1_CR3 | 1 << i,
+               **NPF_ON_L2_WALK},
+              "l2_runs", exit_code=SVM_EXIT_NPF, pre=npf_pre,
               c=f"pdpe[0] &= ~1ULL; vmcb->save.cr4 = cr4_saved | X86_CR4_PAE; {CR}(0, 2, 1, 3, cr3_saved, "
                 f"SVM_CR3_PAE_LEGACY_RESERVED_MASK, SVM_EXIT_NPF, \"(PAE) \"): cr3 = cr3_saved | (1ull << {i})",
               notes="Labelled 'PAE legacy' in the C code, but EFER.LME/LMA and CR0.PG are unchanged, so L2 is "
@@ -531,8 +537,10 @@ def pae(b: Builder, npt: bool):
                     notes="!npt: reserved_exit = SVM_EXIT_ERR. Without nested NPT, nested_svm_load_cr3() "
                           "loads the PDPTEs and bits 52-62 are above MAXPHYADDR (pdptr_rsvd_bits).")
             elif p == 0:
-                add(rid, "pae", t, "3805-3836", icpt, "l2_runs", exit_code=SVM_EXIT_EXCP_PF, memory=mem,
-                    pre=pre, c=c, gap=GAP_PF,
+                add(rid, "pae", t, "3805-3836", {**icpt, **PF_ON_L2_FETCH}, "l2_runs",
+                    exit_code=SVM_EXIT_EXCP_PF, memory=mem, c=c,
+                    pre=pre + ["L2's first instruction fetch walks through PDPTE0 and takes #PF with "
+                               "PFERR_RSVD (l2.exit = #PF)", FAULT_NOTE],
                     notes="npt && i == 0: reserved_exit = SVM_EXIT_EXCP_BASE + PF_VECTOR. With nested NPT KVM "
                           "only marks the PDPTRs for reload, so VMRUN succeeds; L2 faults on its first "
                           "instruction fetch and L1 intercepts the #PF.")

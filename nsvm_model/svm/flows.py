@@ -100,6 +100,8 @@ UPSTREAM_SEQUENCES = {
     "nested_vmcb02_prepare_save": PREPARE_SAVE,
     "nested_svm_load_cr3": ENTRY_LOAD_CR3,
     "svm_vcpu_run": SVM_VCPU_RUN,
+    # an NPF in L1's table: L0's npf_interception() walks it and injects the NPF into L1
+    "nested_npf": ("svm.l2.inject_npf_exit", "call:nested_svm_vmexit", "svm.run.check_triple_fault"),
     "nested_svm_vmexit": NESTED_SVM_VMEXIT,
     "nested_svm_load_cr3(L1)": EXIT_LOAD_CR3,
     "enter_svm_guest_mode(RSM)": ENTER_SVM_GUEST_MODE_FROM_RSM,
@@ -145,6 +147,7 @@ UPSTREAM_ON = {
     "svm.smm.check_controls:invalid": "unwind:rsm_failed",
     "rsm_failed:done": "end:shutdown",
     "svm.l2.exit_handled:host": "end:l2_runs",
+    "svm.l2.exit_handled:npf": "nested_npf",
     "svm.run.check_triple_fault:shutdown": "end:shutdown",
     "main:done": "end:l2_runs",
 }

@@ -75,8 +75,12 @@ FIELDS = {f.path: f for f in (
         B("cpu.vgif", "KVM's vgif module parameter (hardware vGIF in use)"),
         B("cpu.shared_pat_quirk", "KVM_X86_QUIRK_NESTED_SVM_SHARED_PAT enabled"),
         S("cpu.features", defs.FEATURES, "the CPUID features L1 sees"),
-        E("l2.exit", ("none", "VMMCALL", "SMI"),
-          "what happens once L2 runs: nothing yet, L2 executes VMMCALL, or an SMI arrives"),
+        E("l2.exit", ("none", "VMMCALL", "SMI", "#PF", "#NPF"),
+          "what happens once L2 runs: nothing yet, L2 executes VMMCALL, an SMI arrives, or L2's "
+          "first access faults in L2's own page tables (#PF) or in L1's nested page table (#NPF)"),
+        U("l2.fault_error_code", 64, "the page-fault error code of that fault; for #NPF, bit 32 or "
+          "33 says whether the final GPA or a guest page-table access faulted"),
+        U("l2.fault_address", 64, "the faulting address: L2's linear address (#PF) or GPA (#NPF)"),
         U("smm.vmcb12_asid", 32, "the ASID L1's SMM handler leaves in vmcb12 before RSM"),
         B("l2.vmcb12_unmapped_at_exit",
           "userspace moved the vmcb12 GPA to unbacked memory while L2 ran (KVM_SET_NESTED_STATE)"),
@@ -138,6 +142,7 @@ def _l1_and_machine() -> dict:
         "l1.gif": 1, "l1.smm": False,
         "cpu.maxphyaddr": 48, "cpu.npt": True, "cpu.vgif": True, "cpu.shared_pat_quirk": True,
         "cpu.features": DEFAULT_FEATURES, "l2.exit": "none", "l2.vmcb12_unmapped_at_exit": False,
+        "l2.fault_error_code": 0, "l2.fault_address": 0,
         "smm.vmcb12_asid": 1,
     }
 

@@ -700,13 +700,14 @@ def late_failure(ctx):
 # --- L2 runs, exits, and KVM reflects the exit to L1 ------------------------
 
 @step("svm.l2.vcpu_run", "svm_vcpu_run", SVM_C, "P15",
-      reads=("l2.exit", "vcpu.rip", "vmcb02.save.rip"),
+      reads=("l2.exit", "vcpu.rip", "vmcb02.save.rip", "l2.fault_error_code", "l2.fault_address",
+             "vmcb02.control.intercepts", "cpu.npt", "nested.ctl.misc_ctl"),
       writes=("vcpu.arch.nested_run_pending", "vmcb02.control.exit_code", "vmcb02.control.exit_info_1",
               "vmcb02.control.exit_info_2", "vmcb02.control.next_rip", "vcpu.requests"),
       reason="the CPU runs vmcb02; only after this first run is nested_run_pending cleared",
       manual=APM_VMRUN)
 def l2_vcpu_run(ctx):
-    """The CPU runs L2 from vmcb02 until L2 executes VMMCALL (or an SMI arrives)."""
+    """The CPU runs L2 from vmcb02 until L2 executes VMMCALL, faults, or an SMI arrives."""
     ctx.set("vcpu.arch.nested_run_pending", 0)
     ctx.remove_from("vcpu.requests", "KVM_REQ_MMU_SYNC", "KVM_REQ_TLB_FLUSH_CURRENT")
     if ctx.get("l2.exit") == "none":
@@ -715,6 +716,8 @@ def l2_vcpu_run(ctx):
     if ctx.get("l2.exit") == "SMI":
         ctx.note("an SMI arrives while L2 runs")
         return "smi"
+    if ctx.get("l2.exit") in ("#PF", "#NPF"):
+        return cpu_exits_on_fault(ctx, ctx.get("l2.exit"))
     rip = ctx.get("vmcb02.save.rip")
     ctx.set("vmcb02.control.exit_code", defs.SVM_EXIT_VMMCALL)
     ctx.set("vmcb02.control.exit_info_1", 0)
@@ -724,17 +727,78 @@ def l2_vcpu_run(ctx):
     return None
 
 
+def cpu_exits_on_fault(ctx, fault):
+    """The #VMEXIT the CPU takes when L2's first access faults, or "running" when it takes none.
+
+    Which access faults, and why, is the scenario's to say (l2.exit, l2.fault_*): the model
+    does not walk page tables.  What it follows is whether vmcb02 intercepts the fault.
+    """
+    if fault == "#PF":
+        if ctx.get("cpu.npt") and "EXCEPTION_PF" not in ctx.get("vmcb02.control.intercepts"):
+            ctx.note("#PF in L2, and vmcb02 does not intercept #PF: the CPU delivers it to L2's own "
+                     "handler; L2 keeps running")
+            return "running"
+        code = defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR
+    elif not nested_npt_enabled(ctx):
+        ctx.note("no nested NPT, so no table of L1's can fault: a nested page fault here is L0's own "
+                 "(L1's memory not mapped yet), KVM maps the page and L2 goes on")
+        return "running"
+    else:
+        code = defs.SVM_EXIT_NPF
+    ctx.set("vmcb02.control.exit_code", code)
+    ctx.set("vmcb02.control.exit_info_1", ctx.get("l2.fault_error_code"))
+    ctx.set("vmcb02.control.exit_info_2", ctx.get("l2.fault_address"))
+    ctx.note(f"{fault} on L2's first access at {ctx.get('l2.fault_address'):#x}: #VMEXIT to L0 "
+             f"with exit code {code:#x}")
+    return None
+
+
+# exit code -> the vmcb12 intercept that makes it L1's (nested_svm_intercept())
+REFLECTED_BY = {defs.SVM_EXIT_VMMCALL: "VMMCALL", defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR: "EXCEPTION_PF"}
+
+
 @step("svm.l2.exit_handled", "nested_svm_exit_handled", NESTED_C, "P15",
-      reads=("vmcb02.control.exit_code", "nested.ctl.intercepts"), writes=(),
-      reason="an exit L1 intercepts is reflected to L1 as an emulated #VMEXIT",
+      reads=("vmcb02.control.exit_code", "nested.ctl.intercepts", "cpu.npt"), writes=(),
+      reason="an exit L1 intercepts is reflected to L1 as an emulated #VMEXIT; a nested page "
+             "fault is L0's first, since only L0's walk of L1's table can tell whose it is",
       manual=APM_VMEXIT)
 def exit_handled(ctx):
-    """nested_svm_intercept(): does L1 intercept VMMCALL? Then reflect the exit."""
-    if "VMMCALL" in ctx.get("nested.ctl.intercepts"):
-        ctx.note("L1 intercepts VMMCALL: NESTED_EXIT_DONE, emulate #VMEXIT")
+    """nested_svm_exit_special(), then nested_svm_intercept(): is this exit L1's?"""
+    code = ctx.get("vmcb02.control.exit_code")
+    if code == defs.SVM_EXIT_NPF:
+        ctx.note("nested_svm_exit_special(): with NPT, L0 handles every NPF itself "
+                 "(NESTED_EXIT_HOST) and walks L1's nested page table")
+        return "npf"
+    if code == defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR and not ctx.get("cpu.npt"):
+        ctx.note("nested_svm_exit_special(): without host NPT every #PF is L0's (shadow paging); "
+                 "the model does not follow KVM's shadow page fault")
+        return "host"
+    intercept = REFLECTED_BY[code]
+    if intercept in ctx.get("nested.ctl.intercepts"):
+        ctx.note(f"L1 intercepts {intercept}: NESTED_EXIT_DONE, emulate #VMEXIT")
         return None
-    ctx.note("L1 does not intercept VMMCALL: L0 handles the hypercall, L2 keeps running")
+    ctx.note(f"L1 does not intercept {intercept}: L0 handles the exit, L2 keeps running")
     return "host"
+
+
+@step("svm.l2.inject_npf_exit", "nested_svm_inject_npf_exit", NESTED_C, "P15",
+      reads=("vmcb02.control.exit_info_1", "vmcb02.control.exit_info_2", "nested.ctl.nested_cr3"),
+      writes=("vmcb02.control.exit_code", "vmcb02.control.exit_info_1", "vmcb02.control.exit_info_2"),
+      reason="KVM's walk of L1's nested page table (guest_mmu, ngpa_walk) faulted: L1 gets the "
+             "NPF, with exactly one fault-stage bit", manual=APM_NPT)
+def inject_npf_exit(ctx):
+    """The fault is in L1's table: write the NPF exit L1 will see, then nested_svm_vmexit()."""
+    error = ctx.get("vmcb02.control.exit_info_1")
+    stage = error & x86.PFERR_GUEST_FAULT_STAGE_MASK
+    if stage not in (x86.PFERR_GUEST_FINAL_MASK, x86.PFERR_GUEST_PAGE_MASK):
+        ctx.note("WARN_ON_ONCE: the walk set both fault-stage bits or neither; 'final' is chosen")
+        stage = x86.PFERR_GUEST_FINAL_MASK
+    ctx.set("vmcb02.control.exit_code", defs.SVM_EXIT_NPF)
+    ctx.set("vmcb02.control.exit_info_1", stage | (error & ~x86.PFERR_GUEST_FAULT_STAGE_MASK))
+    ctx.set("vmcb02.control.exit_info_2", ctx.get("vmcb02.control.exit_info_2"))
+    ctx.note(f"the walk of L1's table at nCR3 {ctx.get('nested.ctl.nested_cr3'):#x} faults "
+             f"{'on a guest page-table access' if stage == x86.PFERR_GUEST_PAGE_MASK else 'on the final GPA'}")
+    return None
 
 
 # --- nested_svm_vmexit() ----------------------------------------------------
