@@ -26,6 +26,13 @@ L0_INTERCEPTS = frozenset({
     "MONITOR", "MWAIT", "TASK_SWITCH", "FERR_FREEZE", "CR8_WRITE", "EXCEPTION_MC",
 })
 
+
+
+def l0_intercepts(npt: bool) -> frozenset:
+    """Without NPT, KVM shadows L1's page tables and so intercepts #PF (init_vmcb())."""
+    return L0_INTERCEPTS if npt else L0_INTERCEPTS | {"EXCEPTION_PF"}
+
+
 VMCB_CONTROL = ("intercepts", "asid", "tlb_ctl", "int_ctl", "int_vector", "int_state", "misc_ctl",
                 "msrpm_base_pa", "iopm_base_pa", "tsc_offset", "event_inj", "event_inj_err",
                 "next_rip", "exit_code", "exit_info_1", "exit_info_2", "exit_int_info")
@@ -56,7 +63,7 @@ def initial_state(sc) -> dict:
     state.update(_vmcb("vmcb01", {**l1_segs, **l1, "rip": v["l1.rip"], "cpl": v["l1.cpl"],
                                   "g_pat": DEFAULT_PAT, "dr7": x86.DR7_FIXED_1,
                                   "dr6": x86.DR6_ACTIVE_LOW},
-                       {"intercepts": L0_INTERCEPTS, "asid": 1, "int_ctl": int_ctl01,
+                       {"intercepts": l0_intercepts(v["cpu.npt"]), "asid": 1, "int_ctl": int_ctl01,
                         "misc_ctl": defs.SVM_MISC_ENABLE_NP if v["cpu.npt"] else 0,
                         "msrpm_base_pa": L0_MSRPM, "iopm_base_pa": L0_IOPM,
                         "exit_code": defs.SVM_EXIT_VMRUN}))

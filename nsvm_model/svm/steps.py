@@ -701,7 +701,7 @@ def late_failure(ctx):
 
 @step("svm.l2.vcpu_run", "svm_vcpu_run", SVM_C, "P15",
       reads=("l2.exit", "vcpu.rip", "vmcb02.save.rip", "l2.fault_error_code", "l2.fault_address",
-             "vmcb02.control.intercepts", "cpu.npt", "nested.ctl.misc_ctl"),
+             "vmcb02.control.intercepts", "nested.ctl.misc_ctl"),
       writes=("vcpu.arch.nested_run_pending", "vmcb02.control.exit_code", "vmcb02.control.exit_info_1",
               "vmcb02.control.exit_info_2", "vmcb02.control.next_rip", "vcpu.requests"),
       reason="the CPU runs vmcb02; only after this first run is nested_run_pending cleared",
@@ -734,9 +734,9 @@ def cpu_exits_on_fault(ctx, fault):
     does not walk page tables.  What it follows is whether vmcb02 intercepts the fault.
     """
     if fault == "#PF":
-        if ctx.get("cpu.npt") and "EXCEPTION_PF" not in ctx.get("vmcb02.control.intercepts"):
-            ctx.note("#PF in L2, and vmcb02 does not intercept #PF: the CPU delivers it to L2's own "
-                     "handler; L2 keeps running")
+        if "EXCEPTION_PF" not in ctx.get("vmcb02.control.intercepts"):
+            ctx.note("#PF in L2, and neither L0 nor L1 intercepts #PF: the CPU delivers it to L2's "
+                     "own handler; L2 keeps running")
             return "running"
         code = defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR
     elif not nested_npt_enabled(ctx):
@@ -753,12 +753,12 @@ def cpu_exits_on_fault(ctx, fault):
     return None
 
 
-# exit code -> the vmcb12 intercept that makes it L1's (nested_svm_intercept())
-REFLECTED_BY = {defs.SVM_EXIT_VMMCALL: "VMMCALL", defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR: "EXCEPTION_PF"}
+def is_exception_exit(code: int) -> bool:
+    return defs.SVM_EXIT_EXCP_BASE <= code <= defs.SVM_EXIT_EXCP_BASE + 0x1F
 
 
 @step("svm.l2.exit_handled", "nested_svm_exit_handled", NESTED_C, "P15",
-      reads=("vmcb02.control.exit_code", "nested.ctl.intercepts", "cpu.npt"), writes=(),
+      reads=("vmcb02.control.exit_code", "nested.ctl.intercepts", "vmcb01.control.intercepts"), writes=(),
       reason="an exit L1 intercepts is reflected to L1 as an emulated #VMEXIT; a nested page "
              "fault is L0's first, since only L0's walk of L1's table can tell whose it is",
       manual=APM_VMEXIT)
@@ -766,18 +766,21 @@ def exit_handled(ctx):
     """nested_svm_exit_special(), then nested_svm_intercept(): is this exit L1's?"""
     code = ctx.get("vmcb02.control.exit_code")
     if code == defs.SVM_EXIT_NPF:
-        ctx.note("nested_svm_exit_special(): with NPT, L0 handles every NPF itself "
-                 "(NESTED_EXIT_HOST) and walks L1's nested page table")
+        ctx.note("nested_svm_exit_special(): every NPF is L0's first (NESTED_EXIT_HOST); "
+                 "npf_interception() walks L1's nested page table")
         return "npf"
-    if code == defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR and not ctx.get("cpu.npt"):
-        ctx.note("nested_svm_exit_special(): without host NPT every #PF is L0's (shadow paging); "
-                 "the model does not follow KVM's shadow page fault")
-        return "host"
-    intercept = REFLECTED_BY[code]
-    if intercept in ctx.get("nested.ctl.intercepts"):
-        ctx.note(f"L1 intercepts {intercept}: NESTED_EXIT_DONE, emulate #VMEXIT")
+    if is_exception_exit(code):
+        name = "EXCEPTION_PF" if code == defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR else f"exception {code:#x}"
+        if name in ctx.get("vmcb01.control.intercepts"):
+            ctx.note(f"nested_svm_exit_special(): vmcb01 intercepts {name}, so L0 takes it "
+                     "(shadow paging); the model does not follow KVM's own fault handling")
+            return "host"
+        ctx.note(f"L0 does not intercept {name}, so vmcb02 did for L1: NESTED_EXIT_DONE, emulate #VMEXIT")
         return None
-    ctx.note(f"L1 does not intercept {intercept}: L0 handles the exit, L2 keeps running")
+    if "VMMCALL" in ctx.get("nested.ctl.intercepts"):
+        ctx.note("L1 intercepts VMMCALL: NESTED_EXIT_DONE, emulate #VMEXIT")
+        return None
+    ctx.note("L1 does not intercept VMMCALL: L0 handles the hypercall, L2 keeps running")
     return "host"
 
 
