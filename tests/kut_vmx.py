@@ -51,7 +51,10 @@ DATA = Path(__file__).resolve().parent / "data" / "kut-vmx-cases.jsonl.gz"     #
 # KVM_COMMIT) for the host the model assumes: every nested feature of nsvm_model.vmx.caps
 # (EPT with A/D bits, PML, MBEC, 4- and 5-level EPT, VPID, unrestricted guest, APICv,
 # flexpriority, MPX, CET), no WAITPKG and no SGX (so no USR_WAIT_PAUSE, no ENCLS exiting),
-# no VMX_BASIC_NO_HW_ERROR_CODE_CC.  L1's CPUID is the model's DEFAULT_FEATURES (and MPX).
+# no VMX_BASIC_NO_HW_ERROR_CODE_CC.  L1's CPUID is KUT_L1_CPUID (and MPX), and KVM itself has
+# no LA57: narrower than the model's default host, so every case sets KUT_HOST.
+KUT_L1_CPUID = frozenset({"VMX", "LM", "NX", "XSAVE", "SMEP", "SMAP", "FSGSBASE", "UMIP", "PCID", "RDTSCP"})
+KUT_HOST = {"cpu.features": KUT_L1_CPUID, "cpu.host_la57": False}
 M = 48                                  # cpuid_maxphyaddr(); the scenario's cpu.maxphyaddr
 RAM = 128 << 20                         # fwcfg RAM size: x86/run passes no -m (QEMU: 128 MiB)
 PAGE = 0x1000
@@ -221,7 +224,7 @@ K_MSR_ZERO = kvm("nested_vmx_enter_non_root_mode() -> nested_vmx_load_msr()",
                  "entry 1 names MSR 0 (the list's memory holds zeroes) and kvm_emulate_msr_write() fails, or "
                  "kvm_vcpu_read_guest() of an address with no memory fails: goto fail, return i + 1")
 
-P_ENV = "environment of kut-vmx-README.md (MAXPHYADDR 48, 128 MiB of RAM, L1 CPUID = DEFAULT_FEATURES + MPX)"
+P_ENV = "environment of kut-vmx-README.md (MAXPHYADDR 48, 128 MiB of RAM, L1 CPUID = KUT_L1_CPUID, a CPU with MPX)"
 P_CTRL = "GUEST_RFLAGS = 0: an entry KVM accepts fails on vmcs02 (exit 33), which vmlaunch() counts as success"
 P_HOST = P_CTRL
 P_GUEST = "L1 enters L2 with VMLAUNCH, and with VMRESUME once L2 has run; L2 exits with VMCALL"
@@ -238,7 +241,7 @@ class Sim:
     def __init__(self, out, test, lines, area, pre, valid="rflags", extra=None):
         self.out, self.test, self.lines, self.area = out, test, lines, area
         self.pre = list(pre)
-        base = nm.Scenario.vmx()
+        base = nm.Scenario.vmx().with_fields(KUT_HOST)
         self.base = {k: v for k, v in base.values.items() if k.startswith("vmcs12.")}
         self.base_memory = base.memory
         self.v = dict(self.base)
@@ -1780,7 +1783,7 @@ def atomic_switch_msrs_tests(out):
 
 
 def vmx_canonical_test(out):
-    feats = ",".join(sorted(nm.Scenario.vmx().values["cpu.features"] | {"LA57"}))
+    feats = ",".join(sorted(KUT_L1_CPUID | {"LA57"}))
     s = Sim(out, "vmx_canonical_test", "11582-11600", "host canonical addresses (LA57)",
             [P_ENV, P_GUEST, "the test needs 5-level paging support (it skips otherwise): here L1's CPUID has "
                              "LA57 and so does KVM (kvm_cpu_cap_has(X86_FEATURE_LA57)); L1 itself runs with "
@@ -1803,7 +1806,7 @@ def vmx_canonical_test(out):
 
 
 def vmx_cet_test(out):
-    feats = ",".join(sorted(nm.Scenario.vmx().values["cpu.features"] | {"SHSTK", "IBT"}))
+    feats = ",".join(sorted(KUT_L1_CPUID | {"SHSTK", "IBT"}))
     s = Sim(out, "vmx_cet_test", "12006-12075", "CET state",
             [P_ENV, P_GUEST, "the test assumes L1 has CET whenever KVM offers the load-CET controls (a -cpu max "
                              "guest on a CET host): here L1's CPUID has SHSTK and IBT"],

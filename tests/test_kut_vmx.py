@@ -16,7 +16,7 @@ import pytest
 
 import nsvm_model as nm
 from conftest import DATA, assert_vmx_outcome
-from kut_vmx import KUT_COMMIT, build_cases
+from kut_vmx import KUT_COMMIT, KUT_HOST, build_cases
 
 PATH = DATA / "kut-vmx-cases.jsonl.gz"
 CASES = [json.loads(line) for line in gzip.decompress(PATH.read_bytes()).decode().splitlines() if line.strip()]
@@ -30,7 +30,7 @@ def scenario_for(case):
     # the records hold hex text; integers spare with_fields() its expression parser
     changes = {k: int(v, 16) if isinstance(v, str) and v.startswith("0x") else v
                for k, v in setup["changes"].items()}
-    sc = nm.Scenario.vmx(setup["l2_mode"]).with_fields(changes)
+    sc = nm.Scenario.vmx(setup["l2_mode"]).with_fields({**KUT_HOST, **changes})
     if setup["memory"]:
         sc = sc.with_memory({int(gpa, 16): int(value, 16) for gpa, value in setup["memory"].items()})
     return sc

@@ -32,11 +32,13 @@ from nsvm_model import x86
 from nsvm_model.vmx import caps, defs as d
 from nsvm_model.vmx.checks import GUEST_CHECKS, HOST_CHECKS, Env, first_failure, reader
 from nsvm_model.vmx.scenarios import L1_CR0, L1_CR4, L1_HOST_RIP, MSR_LOAD_GPA, msr_entries
+from kut_vmx import KUT_HOST
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 
-BASE = nm.Scenario.vmx()
+# A 48-bit host with kvm-unit-tests' CPUID (no LA57, CET or RDPID): each test adds what it needs.
+BASE = nm.Scenario.vmx().with_fields(KUT_HOST)
 EXIT = BASE.get("vmcs12.vm_exit_controls")
 ENTRY = BASE.get("vmcs12.vm_entry_controls")
 RSVD = x86.intel_global_ctrl_rsvd(8, 3)        # the default vPMU: 8 GP, 3 fixed counters
@@ -636,3 +638,33 @@ def test_vtpr_property(threshold, vtpr):
         assert_late_vmfail_7(t)
     else:
         assert t.outcome == "l2_runs"
+
+
+# --- 9. What the host offers: enable_apicv, MPX, CET (nested_vmx_setup_*_ctls()) ----------------
+
+@pytest.mark.parametrize("knob, field, bit", [
+    ("cpu.apicv", "pin_based_vm_exec_control", d.PIN_BASED_POSTED_INTR),
+    ("cpu.mpx", "vm_entry_controls", d.VM_ENTRY_LOAD_BNDCFGS),
+    ("cpu.mpx", "vm_exit_controls", d.VM_EXIT_CLEAR_BNDCFGS),
+    ("cpu.cet", "vm_entry_controls", d.VM_ENTRY_LOAD_CET_STATE),
+    ("cpu.cet", "vm_exit_controls", d.VM_EXIT_LOAD_CET_STATE),
+])
+def test_a_control_the_host_does_not_offer_is_vmfail_7(knob, field, bit):
+    control = BASE.get(f"vmcs12.{field}") | bit
+    offered = run({f"vmcs12.{field}": control})
+    refused = run({f"vmcs12.{field}": control, knob: False})
+    assert refused.outcome == "vmfail_valid:7"
+    check = failing_check(refused, "vmx.run.check_controls").split()[0]
+    assert check == {"pin_based_vm_exec_control": "X1", "vm_exit_controls": "X18", "vm_entry_controls": "X20"}[field]
+    # with the knob on, that allowed-settings check passes (another rule may still refuse the value)
+    assert not failing_check(offered, "vmx.run.check_controls").startswith(f"{check} fails")
+    # without the control, the knob changes nothing
+    assert run({knob: False}).outcome == run().outcome
+
+
+def test_the_default_host_is_modern():
+    sc = nm.Scenario.vmx()
+    assert sc.get("cpu.features") == frozenset(caps.FEATURES)
+    assert sc.get("cpu.host_la57") and sc.get("cpu.apicv") and sc.get("cpu.mpx") and sc.get("cpu.cet")
+    # LA57 at the host: a 57-bit canonical host base passes by default
+    assert nm.run(sc.with_fields({"vmcs12.host_fs_base": 0xFF00000000000000})).outcome == "l2_runs"

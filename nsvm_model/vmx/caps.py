@@ -63,6 +63,23 @@ ENTRY_HIGH = (d.VM_ENTRY_ALWAYSON_WITHOUT_TRUE_MSR | d.VM_ENTRY_IA32E_MODE | d.V
               | d.VM_ENTRY_LOAD_BNDCFGS | d.VM_ENTRY_LOAD_IA32_EFER | d.VM_ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL
               | d.VM_ENTRY_LOAD_CET_STATE)
 
+
+# What the host takes away (nested_vmx_setup_{pinbased,exit,entry}_ctls() at the pinned commit):
+# posted interrupts need enable_apicv; the BNDCFGS controls exist only on a CPU with MPX (they
+# come from vmcs_config); the CET-state controls need KVM to support SHSTK or IBT.
+def pinbased_high(apicv: bool) -> int:
+    return PINBASED_HIGH if apicv else PINBASED_HIGH & ~d.PIN_BASED_POSTED_INTR
+
+
+def exit_high(mpx: bool, cet: bool) -> int:
+    return (EXIT_HIGH & ~(0 if mpx else d.VM_EXIT_CLEAR_BNDCFGS)
+            & ~(0 if cet else d.VM_EXIT_LOAD_CET_STATE))
+
+
+def entry_high(mpx: bool, cet: bool) -> int:
+    return (ENTRY_HIGH & ~(0 if mpx else d.VM_ENTRY_LOAD_BNDCFGS)
+            & ~(0 if cet else d.VM_ENTRY_LOAD_CET_STATE))
+
 # EPT capabilities: 4- and 5-level walks, WB memory type, A/D bits; never UC.
 EPT_CAP_PAGE_WALK_4 = 1 << 6
 EPT_CAP_PAGE_WALK_5 = 1 << 7

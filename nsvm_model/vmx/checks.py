@@ -45,6 +45,9 @@ class Env(NamedTuple):
     memory: object = None       # for the VMCS link pointer's header
     host_virt_addr_bits: int = 48                 # max_host_virt_addr_bits()
     global_ctrl_rsvd: int = x86.intel_global_ctrl_rsvd(8, 3)   # vcpu_to_pmu(vcpu)->global_ctrl_rsvd
+    apicv: bool = True                            # enable_apicv
+    mpx: bool = True                              # the CPU has MPX (kvm_mpx_supported())
+    cet: bool = True                              # KVM supports SHSTK or IBT
 
 
 def fixed_bits_valid(value: int, fixed0: int, fixed1: int) -> bool:
@@ -160,7 +163,8 @@ def _sec_high(e):
 
 CONTROL_CHECKS = (
     Check("X1", "pin-based controls within the allowed 0/1 settings",
-          lambda v, e: control_valid(v("pin_based_vm_exec_control"), caps.PINBASED_LOW, caps.PINBASED_HIGH)),
+          lambda v, e: control_valid(v("pin_based_vm_exec_control"), caps.PINBASED_LOW,
+                                     caps.pinbased_high(e.apicv))),
     Check("X2", "primary processor-based controls within the allowed 0/1 settings",
           lambda v, e: control_valid(v("cpu_based_vm_exec_control"), caps.PROCBASED_LOW, caps.PROCBASED_HIGH)),
     Check("X3", "secondary controls within the allowed settings (when activated)",
@@ -221,12 +225,12 @@ CONTROL_CHECKS = (
     Check("X17", "a valid EPT pointer (memory type WB, 4/5-level walk, legal, bits 11:7 clear)",
           lambda v, e: not has2(v, d.SECONDARY_EXEC_ENABLE_EPT) or eptp_valid(v("ept_pointer"), e)),
     Check("X18", "VM-exit controls within the allowed 0/1 settings",
-          lambda v, e: control_valid(v("vm_exit_controls"), caps.EXIT_LOW, caps.EXIT_HIGH)),
+          lambda v, e: control_valid(v("vm_exit_controls"), caps.EXIT_LOW, caps.exit_high(e.mpx, e.cet))),
     Check("X19", "VM-exit MSR-load and MSR-store lists: count <= 512, 16-byte aligned, legal",
           lambda v, e: msr_switch_valid(v("vm_exit_msr_load_count"), v("vm_exit_msr_load_addr"), e)
           and msr_switch_valid(v("vm_exit_msr_store_count"), v("vm_exit_msr_store_addr"), e)),
     Check("X20", "VM-entry controls within the allowed 0/1 settings",
-          lambda v, e: control_valid(v("vm_entry_controls"), caps.ENTRY_LOW, caps.ENTRY_HIGH)),
+          lambda v, e: control_valid(v("vm_entry_controls"), caps.ENTRY_LOW, caps.entry_high(e.mpx, e.cet))),
     Check("X21", "a valid event to inject (type, vector, error code, length)",
           event_injection_valid),
     Check("X22", "VM-entry MSR-load list: count <= 512, 16-byte aligned, legal",

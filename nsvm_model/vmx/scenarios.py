@@ -86,6 +86,9 @@ FIELDS = {f.path: f for f in (
         B("cpu.ept", "host EPT (KVM's enable_ept)"),
         B("cpu.unrestricted_guest", "KVM's enable_unrestricted_guest"),
         B("cpu.vpid", "KVM's enable_vpid"),
+        B("cpu.apicv", "KVM's enable_apicv: without it the posted-interrupt control is not offered"),
+        B("cpu.mpx", "the CPU has MPX: only then are LOAD_BNDCFGS and CLEAR_BNDCFGS offered"),
+        B("cpu.cet", "KVM supports SHSTK or IBT: only then are the CET-state load controls offered"),
         S("cpu.features", caps.FEATURES, "the CPUID features L1 sees"),
         U("cpu.pmu_gp_counters", 5, "general-purpose counters of L1's vPMU (CPUID.0AH:EAX[15:8] after "
                                     "KVM's clamp); with cpu.pmu_fixed_counters it fixes global_ctrl_rsvd"),
@@ -105,8 +108,9 @@ L1_EFER = x86.EFER_SCE | x86.EFER_LME | x86.EFER_LMA | x86.EFER_NX
 L1_CR0 = x86.X86_CR0_PG | x86.X86_CR0_WP | x86.X86_CR0_NE | x86.X86_CR0_ET | x86.X86_CR0_PE
 L1_CR4 = x86.X86_CR4_PAE | x86.X86_CR4_OSFXSR | x86.X86_CR4_OSXMMEXCPT | x86.X86_CR4_VMXE
 DEFAULT_PAT = 0x0007040600070406
-DEFAULT_FEATURES = frozenset({"VMX", "LM", "NX", "XSAVE", "SMEP", "SMAP", "FSGSBASE", "UMIP",
-                              "PCID", "RDTSCP"})
+# A modern host, with every feature the model knows offered to L1 (LA57, PKU, LAM, FRED, CET,
+# ...), APICv, MPX and KVM's LA57.  kvm-unit-tests' host is narrower: tests/kut_vmx.py says which.
+DEFAULT_FEATURES = frozenset(caps.FEATURES)
 # L1's vPMU (a modelling choice, not read from the kernel): a version-2 architectural PMU,
 # so IA32_PERF_GLOBAL_CTRL exists, with 8 general-purpose counters (KVM's Intel maximum) and
 # 3 fixed counters, what a typical vPMU reports.  intel_pmu_refresh() then sets
@@ -172,7 +176,7 @@ def _l1_and_machine() -> dict:
         "cpu.maxphyaddr": 48, "cpu.ept": True, "cpu.unrestricted_guest": True, "cpu.vpid": True,
         "cpu.features": DEFAULT_FEATURES, "l2.exit": "none", "cpu.vmcs02_vmfail": False,
         "cpu.pmu_gp_counters": PMU_GP_COUNTERS, "cpu.pmu_fixed_counters": PMU_FIXED_COUNTERS,
-        "cpu.host_la57": False, "cpu.host_tsc": 0,
+        "cpu.host_la57": True, "cpu.host_tsc": 0, "cpu.apicv": True, "cpu.mpx": True, "cpu.cet": True,
     }
 
 

@@ -57,11 +57,13 @@ def env(ctx) -> Env:
     return Env(ctx.get("cpu.maxphyaddr"), frozenset(ctx.get("cpu.features")), ctx.get("vcpu.arch.efer"),
                ctx.get("cpu.ept"), ctx.get("cpu.vpid"), ctx.get("cpu.unrestricted_guest"),
                bool(ctx.get("vcpu.arch.nested_run_pending")), ctx._memory,
-               host_virt_addr_bits(ctx), global_ctrl_rsvd(ctx))
+               host_virt_addr_bits(ctx), global_ctrl_rsvd(ctx), ctx.get("cpu.apicv"), ctx.get("cpu.mpx"),
+               ctx.get("cpu.cet"))
 
 
 ENV_READS = ("cpu.maxphyaddr", "cpu.features", "vcpu.arch.efer", "cpu.ept", "cpu.vpid",
-             "cpu.unrestricted_guest", "vcpu.arch.nested_run_pending", "cpu.host_la57") + PMU_READS
+             "cpu.unrestricted_guest", "vcpu.arch.nested_run_pending", "cpu.host_la57",
+             "cpu.apicv", "cpu.mpx", "cpu.cet") + PMU_READS
 
 
 def vmcs12(ctx):
