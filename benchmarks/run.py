@@ -5,7 +5,8 @@ Targets (issue 2): a VMRUN + #VMEXIT round trip under 2 ms (median);
 step update p95 under 16 ms in the kernel; a variant switch under 300 ms;
 each notebook under 30 s.  Issue 12: each exported page at most 1 MiB and each site at
 most 15 MiB; a client-side step paints within one frame (p95 under 16.7 ms exported,
-under 50 ms in JupyterLab); the first stage paints within 3 s while outside requests hang.
+under 50 ms in JupyterLab); the first stage paints within 3 s while outside requests hang.  Issue 13: the whole oracle
+(every kvm-unit-tests and selftests case) runs through the model in under 30 s.
 `--quick` leaves out the notebooks and the browser.
 """
 
@@ -218,6 +219,27 @@ def bench_exported():
             page.close()
 
 
+def bench_oracle():
+    """Build and run every oracle case as the tests do (their scenario_for())."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_kut_svm, test_kut_vmx, test_oracle_svm, test_oracle_vmx, test_selftests_oracle  # noqa: E401,E402
+
+    suites = (("oracle table svm", test_oracle_svm.CASES, test_oracle_svm.scenario_for),
+              ("oracle table vmx", test_oracle_vmx.CASES, test_oracle_vmx.scenario_for),
+              ("kvm-unit-tests svm", test_kut_svm.CASES, test_kut_svm.scenario_for),
+              ("kvm-unit-tests vmx", test_kut_vmx.CASES, test_kut_vmx.scenario_for),
+              ("selftests", test_selftests_oracle.CASES, test_selftests_oracle.scenario_for))
+    total_t, total_n = 0.0, 0
+    for name, cases, scenario_for in suites:
+        t0 = time.perf_counter()
+        for case in cases:
+            nm.run(scenario_for(case))
+        took = time.perf_counter() - t0
+        total_t, total_n = total_t + took, total_n + len(cases)
+        row(f"oracle: {name}, {len(cases)} cases", f"{took:.2f}", "s")
+    row(f"oracle: all {total_n} cases", f"{total_t:.2f}", "s", "< 30 s")
+
+
 def bench_memory():
     row("peak RSS of this benchmark process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}",
         "MiB")
@@ -227,6 +249,7 @@ def main():
     bench_import()
     bench_model()
     bench_widgets()
+    bench_oracle()
     bench_memory()
     if "--quick" not in sys.argv:
         bench_notebooks()
