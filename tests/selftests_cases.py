@@ -65,7 +65,8 @@ _C = [
          "selftest_prepare_vmcs", {"GUEST_CR3": "-1ull"}, "vmexit:33",
          KVM.format("vmx") + " prepare_vmcs02() -> nested_vmx_load_cr3(): "
          "CC(!kvm_vcpu_is_legal_cr3(vcpu, cr3)) -> ENTRY_FAIL_DEFAULT, nested_vmx_enter_non_root_mode() "
-         "vmentry_fail_vmexit: EXIT_REASON_INVALID_STATE | VMX_EXIT_REASONS_FAILED_VMENTRY",
+         "vmentry_fail_vmexit_guest_mode (after enter_guest_mode()): EXIT_REASON_INVALID_STATE | "
+         "VMX_EXIT_REASONS_FAILED_VMENTRY",
          "GUEST_ASSERT(!vmlaunch()) (no VMfail) and VM_EXIT_REASON == FAILED_VMENTRY|INVALID_STATE.",
          ("vmx", "long", {"vmcs12.guest_cr3": MINUS_ONE}, {})),
     case("vmx-selftest-invalid-cr3-restored", "vmx",
@@ -177,8 +178,8 @@ _C = [
          src("svm_nested_vmcb12_gpa.c", "67f8bc848ee31831336bd478e57d2f993551902e",
              "vmrun_invalid: l1_vmrun + test_invalid_vmcb12", "26-31, 70-84", repo="torvalds/linux"),
          "selftest_generic_svm_setup", {"RAX (vmcb12 GPA)": "-1ULL"}, "l1_gp",
-         KVM.format("svm") + " nested_svm_vmrun(): kvm_vcpu_map() of an illegal GPA returns -EINVAL -> "
-         "kvm_inject_gp(vcpu, 0)",
+         KVM.format("svm") + " nested_svm_vmrun(): !page_address_valid(vcpu, vmcb12_gpa) -> "
+         "kvm_inject_gp(vcpu, 0), before vmcb12 is mapped",
          "L1's #GP handler GUEST_SYNCs SYNC_GP.",
          ("svm", "long", {**SVM_GENERIC, "l1.rax": MINUS_ONE}, {})),
     case("svm-selftest-vmcb12-gpa-unmappable", "svm",
@@ -186,7 +187,8 @@ _C = [
              "vmrun_unmappable: l1_vmrun + test_unmappable_vmcb12", "26-31, 86-96", repo="torvalds/linux"),
          "selftest_generic_svm_setup", {"RAX (vmcb12 GPA)": "end of the highest memslot (legal, unbacked)"},
          "userspace_exit",
-         KVM.format("svm") + " nested_svm_vmrun(): kvm_vcpu_map() fails with -EFAULT -> exit to userspace",
+         KVM.format("svm") + " nested_svm_copy_vmcb12_to_cache(): kvm_vcpu_map() fails -> -EFAULT; "
+         "nested_svm_vmrun() -> kvm_handle_memory_failure(vcpu, X86EMUL_IO_NEEDED, NULL): exit to userspace",
          "TEST_ASSERT_KVM_EXIT_REASON(KVM_EXIT_INTERNAL_ERROR), suberror EMULATION. The older "
          "svm_nested_invalid_vmcb12_gpa.c (torvalds/linux 5e4c6da0bb92) expected #GP for the same GPA; "
          "the model follows the pinned commit's exit to userspace.",
@@ -196,8 +198,8 @@ _C = [
              "vmexit_unmappable: l1_vmexit + test_unmappable_vmcb12_vmexit", "47-54, 98-123", repo="torvalds/linux"),
          "selftest_generic_svm_setup", {"vmcb12 GPA (KVM_SET_NESTED_STATE)": "unbacked while L2 runs"},
          "shutdown",
-         KVM.format("svm") + " nested_svm_vmexit(): kvm_vcpu_map() of vmcb12 fails -> "
-         "kvm_make_request(KVM_REQ_TRIPLE_FAULT)",
+         KVM.format("svm") + " nested_svm_vmexit(): nested_svm_vmexit_update_vmcb12()'s kvm_vcpu_map() "
+         "fails -> kvm_make_request(KVM_REQ_TRIPLE_FAULT)",
          "The entry succeeds (SYNC_L2_STARTED); the outcome is of the #VMEXIT after userspace moved vmcb12. "
          "Kept because the model expresses it (l2.vmcb12_unmapped_at_exit).",
          ("svm", "long", {**SVM_GENERIC, "l2.exit": "VMMCALL", "l2.vmcb12_unmapped_at_exit": True}, {})),
