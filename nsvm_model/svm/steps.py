@@ -753,8 +753,15 @@ def cpu_exits_on_fault(ctx, fault):
     return None
 
 
-def is_exception_exit(code: int) -> bool:
-    return defs.SVM_EXIT_EXCP_BASE <= code <= defs.SVM_EXIT_EXCP_BASE + 0x1F
+# the exception exits the model names, by vector: SVM_EXIT_EXCP_BASE + vector
+EXCEPTION_INTERCEPTS = {x86.DB_VECTOR: "EXCEPTION_DB", x86.BP_VECTOR: "EXCEPTION_BP",
+                        x86.UD_VECTOR: "EXCEPTION_UD", x86.PF_VECTOR: "EXCEPTION_PF",
+                        x86.AC_VECTOR: "EXCEPTION_AC", x86.MC_VECTOR: "EXCEPTION_MC"}
+
+
+def exception_intercept(code: int):
+    """The intercept name of an exception exit code, or None for any other exit."""
+    return EXCEPTION_INTERCEPTS.get(code - defs.SVM_EXIT_EXCP_BASE)
 
 
 @step("svm.l2.exit_handled", "nested_svm_exit_handled", NESTED_C, "P15",
@@ -769,8 +776,8 @@ def exit_handled(ctx):
         ctx.note("nested_svm_exit_special(): every NPF is L0's first (NESTED_EXIT_HOST); "
                  "npf_interception() walks L1's nested page table")
         return "npf"
-    if is_exception_exit(code):
-        name = "EXCEPTION_PF" if code == defs.SVM_EXIT_EXCP_BASE + x86.PF_VECTOR else f"exception {code:#x}"
+    name = exception_intercept(code)
+    if name:
         if name in ctx.get("vmcb01.control.intercepts"):
             ctx.note(f"nested_svm_exit_special(): vmcb01 intercepts {name}, so L0 takes it "
                      "(shadow paging); the model does not follow KVM's own fault handling")
@@ -798,6 +805,7 @@ def inject_npf_exit(ctx):
         stage = x86.PFERR_GUEST_FINAL_MASK
     ctx.set("vmcb02.control.exit_code", defs.SVM_EXIT_NPF)
     ctx.set("vmcb02.control.exit_info_1", stage | (error & ~x86.PFERR_GUEST_FAULT_STAGE_MASK))
+    # fault->address: the L2 GPA KVM's walk faulted on, the one the CPU's NPF reported
     ctx.set("vmcb02.control.exit_info_2", ctx.get("vmcb02.control.exit_info_2"))
     ctx.note(f"the walk of L1's table at nCR3 {ctx.get('nested.ctl.nested_cr3'):#x} faults "
              f"{'on a guest page-table access' if stage == x86.PFERR_GUEST_PAGE_MASK else 'on the final GPA'}")
