@@ -17,7 +17,7 @@ import re
 import pytest
 
 import nsvm_model as nm
-from conftest import DATA
+from conftest import DATA, model_gap_marks
 from kut_svm import KVM, MODEL_CHECKS, build_cases
 
 PATH = DATA / "kut-svm-cases.jsonl"
@@ -41,12 +41,6 @@ def trace_for(case):
     if case["id"] not in _TRACES:
         _TRACES[case["id"]] = nm.run(scenario_for(case))
     return _TRACES[case["id"]]
-
-
-def gap_mark(case):
-    if "model_gap" in case:
-        return [pytest.mark.xfail(strict=True, reason=case["model_gap"])]
-    return []
 
 
 def test_data_matches_generator():
@@ -114,7 +108,7 @@ def test_outcome(case):
             assert trace.final["svm.current_vmcb"] == "vmcb02"
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=gap_mark(c)) for c in CASES], ids=IDS)
+@pytest.mark.parametrize("case", [pytest.param(c, marks=model_gap_marks(c)) for c in CASES], ids=IDS)
 def test_exit_code(case):
     """The exit code the C test asserts, as L1 reads it from vmcb12 after VMRUN returns."""
     trace = trace_for(case)

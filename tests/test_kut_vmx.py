@@ -5,7 +5,7 @@ from); tests/kut_vmx.py generates that file from the C code's loops.  Each case 
 scenario: the model's init_vmcs() with `setup.changes` applied and `setup.memory` written.  The
 outcome, the VM-instruction error or exit reason and qualification, and the model check that
 decides it are compared with the record.  A case marked `model_gap` is one the model cannot
-express or gets wrong today: it is xfail(strict=False), since the model is still gaining checks.
+express or gets wrong today: it is a strict xfail (none has one now).
 """
 
 import gzip
@@ -15,7 +15,7 @@ import re
 import pytest
 
 import nsvm_model as nm
-from conftest import DATA, assert_vmx_outcome
+from conftest import DATA, assert_vmx_outcome, model_gap_marks
 from kut_vmx import KUT_COMMIT, KUT_HOST, build_cases
 
 PATH = DATA / "kut-vmx-cases.jsonl.gz"
@@ -56,12 +56,6 @@ def decided_by(trace):
                     return f"hw:{key}"
             return "hw:other"
     return None
-
-
-def gap_marks(case):
-    if "model_gap" in case:
-        return [pytest.mark.xfail(strict=False, reason=case["model_gap"])]
-    return []
 
 
 def test_data_matches_generator():
@@ -152,7 +146,7 @@ def test_readme_counts():
         assert f"{n} `{o}`" in text, o
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"], marks=gap_marks(c)) for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"], marks=model_gap_marks(c)) for c in CASES])
 def test_kut_vmx_case(case):
     trace = nm.run(scenario_for(case))
     why = (case["kernel_check"], decided_by(trace), [s.notes for s in trace.steps if s.label][:2])

@@ -6,7 +6,7 @@ import json
 import pytest
 
 import nsvm_model as nm
-from conftest import DATA
+from conftest import DATA, model_gap_marks
 from selftests_cases import CASES as GENERATED, TRANSLATION
 
 CASES = [json.loads(line) for line in (DATA / "selftests-cases.jsonl").read_text().splitlines() if line.strip()]
@@ -28,8 +28,7 @@ def test_data_matches_generator():
 
 
 def _param(c):
-    marks = [pytest.mark.xfail(reason=c["model_gap"], strict=True)] if c.get("model_gap") else []
-    return pytest.param(c, id=c["id"], marks=marks)
+    return pytest.param(c, id=c["id"], marks=model_gap_marks(c))
 
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
