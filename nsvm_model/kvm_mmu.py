@@ -87,7 +87,7 @@ def kvm_init_mmu(ctx) -> None:
     guest_mode = int(ctx.get("vcpu.guest_mode"))
     ctx.set("vcpu.arch.gva_walk.cpu_role", mode)
     if ctx.get("vcpu.arch.mmu") == "guest_mmu":
-        ctx.note(f"guest_mmu active: only the GVA walker (gva_walk) changes, to {mode} paging; "
+        ctx.note(f"guest_mmu active: only the walker of guest addresses (gva_walk) changes, to {mode} paging; "
                  "root_mmu untouched")
     else:
         ctx.set("vcpu.arch.root_mmu.root_role.guest_mode", guest_mode)
